@@ -1,0 +1,63 @@
+"""System checks (ids ``offline_sync.E00x``): misconfigurations that would lose changes."""
+
+from django.core.checks import Error, Tags, register
+from django.db import connections, router
+
+from .stamps import SUPPORTED_VENDORS
+
+
+@register(Tags.models)
+def check_synced_models(app_configs=None, **kwargs):
+    from .apps import synced_models
+    from .models import SyncQuerySet
+
+    errors = []
+    for model in synced_models():
+        if app_configs is not None and model._meta.app_config not in app_configs:
+            continue
+        label = model._meta.label
+        for role, manager in (("default", model._default_manager), ("base", model._base_manager)):
+            if not issubclass(manager._queryset_class, SyncQuerySet):
+                errors.append(
+                    Error(
+                        f"{label}'s {role} manager does not use SyncQuerySet, so its bulk writes are not synced.",
+                        hint="Build custom managers with SyncManager or SyncQuerySet.as_manager(), and if you "
+                        "declare Meta, inherit it (class Meta(SyncModel.Meta)) to keep base_manager_name.",
+                        obj=model,
+                        id="offline_sync.E001",
+                    )
+                )
+        for name in model.sync_scope_fields:
+            try:
+                model._meta.get_field(name)
+            except Exception:
+                errors.append(
+                    Error(
+                        f"{label}.sync_scope_fields names {name!r}, which is not a field.",
+                        obj=model,
+                        id="offline_sync.E002",
+                    )
+                )
+    return errors
+
+
+@register(Tags.database)
+def check_database_vendor(databases=None, **kwargs):
+    from .apps import synced_models
+
+    errors = []
+    for model in synced_models():
+        alias = router.db_for_write(model)
+        if databases is not None and alias not in databases:
+            continue
+        vendor = connections[alias].vendor
+        if vendor not in SUPPORTED_VENDORS:
+            errors.append(
+                Error(
+                    f"{model._meta.label} is written to database {alias!r} ({vendor}); offline_sync needs "
+                    "PostgreSQL or SQLite to order changes by commit.",
+                    obj=model,
+                    id="offline_sync.E003",
+                )
+            )
+    return errors

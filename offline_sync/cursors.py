@@ -1,0 +1,54 @@
+"""The opaque cursor: a position in the commit-ordered stream of changes.
+
+A position is ``(stamp, source, key)``: the client holds every change whose
+``(sync_stamp, source rank, primary key)`` is at or before it, where each of an
+endpoint's entities has two sources, its records (rank ``2i``) and its
+tombstones (rank ``2i + 1``). ``source == -1`` means every change with a stamp
+below ``stamp`` has been delivered.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from .exceptions import InvalidCursor
+
+_PREFIX = "1."  # the cursor format's version
+
+
+@dataclass(frozen=True, order=False)
+class Position:
+    stamp: int
+    source: int = -1
+    key: object = None
+
+    def encode(self):
+        raw = json.dumps([self.stamp, self.source, self.key], separators=(",", ":"))
+        return _PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text, field="since"):
+        """Parse a cursor from ``field`` of a request; ``InvalidCursor`` if it is not one."""
+        try:
+            if not isinstance(text, str) or not text.startswith(_PREFIX):
+                raise ValueError
+            body = text[len(_PREFIX) :]
+            stamp, source, key = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            if not (isinstance(stamp, int) and isinstance(source, int) and stamp >= 0 and source >= -1):
+                raise ValueError
+            if source >= 0 and not isinstance(key, (int, str)):
+                raise ValueError
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor(field) from None
+        return cls(stamp, source, key)
+
+    def after(self, rank, key_field="pk"):
+        """Q for the rows of source ``rank`` that come after this position."""
+        if rank < self.source:
+            return Q(sync_stamp__gt=self.stamp)
+        if rank > self.source:
+            return Q(sync_stamp__gte=self.stamp)
+        return Q(sync_stamp__gt=self.stamp) | Q(sync_stamp=self.stamp, **{f"{key_field}__gt": self.key})

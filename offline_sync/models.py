@@ -1,0 +1,138 @@
+"""Synced models: the abstract ``SyncModel`` and the tables the app keeps itself.
+
+``SyncModel`` keeps ``version``, ``modified_on`` and the commit-ordered
+``sync_stamp`` right on every ORM write path: ``save()`` (with or without
+``update_fields``), ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()``;
+deletions (instance, queryset, cascade) leave a ``Tombstone``.
+"""
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models, router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import tombstones
+from .stamps import next_stamp
+
+SYNC_FIELDS = ("version", "modified_on", "sync_stamp")
+
+
+class SyncQuerySet(models.QuerySet):
+    """QuerySet whose bulk writes keep the sync metadata of every row right."""
+
+    def update(self, **kwargs):
+        kwargs.update(
+            version=F("version") + 1,
+            modified_on=timezone.now(),
+            sync_stamp=next_stamp(self._connection()),
+        )
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        if objs:
+            now, stamp = timezone.now(), next_stamp(self._connection())
+            for obj in objs:
+                obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        # Django's bulk_update writes through self.update(), which bumps the
+        # metadata; read it back so the instances are not left stale.
+        objs = list(objs)
+        fields = [f for f in fields if f not in SYNC_FIELDS]
+        with transaction.atomic(using=self.db, savepoint=False):
+            rows = super().bulk_update(objs, fields, *args, **kwargs)
+            fresh = {pk: meta for pk, *meta in self.filter(pk__in=[o.pk for o in objs]).values_list("pk", *SYNC_FIELDS)}
+        for obj in objs:
+            if obj.pk in fresh:
+                obj.version, obj.modified_on, obj.sync_stamp = fresh[obj.pk]
+        return rows
+
+    bulk_update.alters_data = True
+
+    def delete(self):
+        # One bulk insert of tombstones instead of one per row from the signal.
+        with transaction.atomic(using=self.db, savepoint=False):
+            doomed = tombstones.record_for_queryset(self)
+            with tombstones.already_recorded(self.model, doomed):
+                return super().delete()
+
+    delete.alters_data = True
+
+    def _connection(self):
+        return connections[self.db]
+
+
+SyncManager = models.Manager.from_queryset(SyncQuerySet, "SyncManager")
+
+
+class SyncModel(models.Model):
+    """Abstract base of a model that mobile clients sync.
+
+    Set ``sync_scope_fields`` to the fields that decide who may see a record
+    (``("owner",)``, say): tombstones keep their values so that a deletion
+    reaches only the devices that could see the record.
+    """
+
+    version = models.PositiveIntegerField(default=1, editable=False)
+    modified_on = models.DateTimeField(default=timezone.now, editable=False)
+    # The commit-ordered position of the last change (see stamps.py).
+    sync_stamp = models.BigIntegerField(default=0, editable=False, db_index=True)
+
+    sync_scope_fields = ()
+
+    objects = SyncManager()
+
+    class Meta:
+        abstract = True
+        # Django's cascades (on_delete=SET_NULL, ...) write through the base
+        # manager: it must be ours so those writes are synced too.
+        base_manager_name = "objects"
+
+    def save(self, *args, using=None, update_fields=None, **kwargs):
+        if update_fields is not None and not update_fields:
+            return super().save(*args, using=using, update_fields=update_fields, **kwargs)  # Django's no-op
+        using = using or router.db_for_write(type(self), instance=self)
+        self.modified_on = timezone.now()
+        updating = not self._state.adding
+        with transaction.atomic(using=using, savepoint=False):
+            self.sync_stamp = next_stamp(connections[using])
+            if updating:
+                self.version = F("version") + 1
+            else:
+                self.version = 1
+            if update_fields is not None:
+                update_fields = {*update_fields, *SYNC_FIELDS}
+            super().save(*args, using=using, update_fields=update_fields, **kwargs)
+            if updating:
+                self.refresh_from_db(using=using, fields=["version"])
+
+    save.alters_data = True
+
+
+class Tombstone(models.Model):
+    """A deleted record (or one that left a scope), kept so delta pulls can say so."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_pk = models.CharField(max_length=255)
+    sync_stamp = models.BigIntegerField()
+    deleted_on = models.DateTimeField(default=timezone.now, db_index=True)
+    # Values of the model's sync_scope_fields when it was deleted, by attname.
+    scope = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["content_type", "sync_stamp", "id"], name="offline_sync_tomb_order")]
+
+    def __str__(self):
+        return f"{self.content_type} {self.object_pk} deleted {self.deleted_on:%Y-%m-%d %H:%M}"
+
+
+class SyncState(models.Model):
+    """A single row: SQLite's stamp clock and the tombstone purge horizon."""
+
+    clock = models.BigIntegerField(default=0)
+    # Stamps up to this one may have lost tombstones to a purge.
+    purge_horizon = models.BigIntegerField(default=0)

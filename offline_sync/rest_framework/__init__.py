@@ -1,0 +1,1 @@
+"""The REST layer: thin DRF views over the plain-Django sync engine."""

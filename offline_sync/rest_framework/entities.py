@@ -1,0 +1,49 @@
+"""``SyncEntity``: how one model is offered on a sync endpoint."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from ..records import default_fields
+
+
+class SyncEntity:
+    """One entity of an endpoint.
+
+    - ``name``: its key in ``changes`` (``"products"``).
+    - ``model``: a ``SyncModel`` subclass.
+    - ``fields``: wire fields; default: ``id``, ``version``, ``modified_on`` and
+      every concrete field of the model.
+    - ``filterset_class``: a django-filter ``FilterSet`` over the model; the
+      request's query parameters choose the subset a device keeps.
+    - ``scope``: ``callable(request) -> dict`` of ``{scope field: value}`` that
+      limits the records a user may see (``lambda r: {"owner": r.user}``). Each
+      field must be in the model's ``sync_scope_fields``, so that tombstones
+      carry it and a deletion reaches only the devices that may see it.
+    """
+
+    def __init__(self, name, model, *, fields=None, filterset_class=None, scope=None):
+        from ..models import SyncModel
+
+        if not (isinstance(model, type) and issubclass(model, SyncModel)):
+            raise ImproperlyConfigured(f"SyncEntity {name!r}: {model!r} must subclass offline_sync.models.SyncModel.")
+        self.name = name
+        self.model = model
+        self.fields = list(fields) if fields else default_fields(model)
+        self.filterset_class = filterset_class
+        self.scope = scope
+
+    def __repr__(self):
+        return f"SyncEntity({self.name!r}, {self.model.__name__})"
+
+    def get_scope(self, request):
+        """Scope values for this request, by field attname (``{"owner_id": 3}``)."""
+        if self.scope is None:
+            return {}
+        scope = {}
+        for name, value in self.scope(request).items():
+            if name not in self.model.sync_scope_fields:
+                raise ImproperlyConfigured(
+                    f"SyncEntity {self.name!r} scopes by {name!r}: add it to {self.model.__name__}.sync_scope_fields."
+                )
+            field = self.model._meta.get_field(name)
+            scope[field.attname] = getattr(value, "pk", value)
+        return scope

@@ -1,0 +1,96 @@
+"""Deletion tombstones: recorded on every delete path, purged after retention."""
+
+import contextvars
+from contextlib import contextmanager
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from .conf import sync_settings
+from .stamps import next_stamp
+
+# (model, pks) whose tombstones a bulk delete already wrote, so the per-row
+# post_delete handler skips them.
+_recorded = contextvars.ContextVar("offline_sync_recorded", default=())
+
+
+def _scope_attnames(model):
+    return [model._meta.get_field(name).attname for name in model.sync_scope_fields]
+
+
+def _build(model, rows, stamp):
+    from .models import Tombstone
+
+    content_type = ContentType.objects.db_manager(router.db_for_write(Tombstone)).get_for_model(model)
+    attnames = _scope_attnames(model)
+    now = timezone.now()
+    return [
+        Tombstone(
+            content_type=content_type,
+            object_pk=str(pk),
+            sync_stamp=stamp,
+            deleted_on=now,
+            scope=dict(zip(attnames, scope_values)),
+        )
+        for pk, *scope_values in rows
+    ]
+
+
+def record_for_queryset(queryset):
+    """Write tombstones for every row of ``queryset`` (about to be deleted); return their pks."""
+    from .models import Tombstone
+
+    rows = list(queryset.order_by().values_list("pk", *_scope_attnames(queryset.model)))
+    if rows:
+        stamp = next_stamp(connections[queryset.db])
+        Tombstone.objects.using(queryset.db).bulk_create(_build(queryset.model, rows, stamp), batch_size=1000)
+    return frozenset(pk for pk, *_ in rows)
+
+
+@contextmanager
+def already_recorded(model, pks):
+    token = _recorded.set((*_recorded.get(), (model, pks)))
+    try:
+        yield
+    finally:
+        _recorded.reset(token)
+
+
+def record_deleted_instance(sender, instance, using, **kwargs):
+    """post_delete receiver: the path of instance deletes and cascades."""
+    from .models import Tombstone
+
+    if any(model is sender and instance.pk in pks for model, pks in _recorded.get()):
+        return
+    attnames = _scope_attnames(sender)
+    row = (instance.pk, *(getattr(instance, a) for a in attnames))
+    Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using])))
+
+
+def purge(*, dry_run=False, now=None, using="default"):
+    """Delete tombstones past ``TOMBSTONE_RETENTION``; return how many (would) go.
+
+    Raises the purge horizon to the newest purged stamp first, so a cursor
+    that could have missed one of them answers 410 cursor_expired.
+    """
+    from django.db.models import Max
+
+    from .models import SyncState, Tombstone
+
+    cutoff = (now or timezone.now()) - sync_settings.TOMBSTONE_RETENTION
+    with transaction.atomic(using=using):
+        expired = Tombstone.objects.using(using).filter(deleted_on__lt=cutoff)
+        newest = expired.aggregate(newest=Max("sync_stamp"))["newest"]
+        if newest is None or dry_run:
+            return expired.count()
+        state, _ = SyncState.objects.using(using).select_for_update().get_or_create(pk=1)
+        if newest > state.purge_horizon:
+            SyncState.objects.using(using).filter(pk=1).update(purge_horizon=newest)
+        return expired.delete()[0]
+
+
+def purge_horizon(using="default"):
+    from .models import SyncState
+
+    return SyncState.objects.using(using).filter(pk=1).values_list("purge_horizon", flat=True).first() or 0

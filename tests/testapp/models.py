@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.db import models
+
+from offline_sync.models import SyncModel
+
+
+class Item(SyncModel):
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=100, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+
+    def __str__(self):
+        return self.name
+
+
+class Note(SyncModel):
+    """A private record: each user sees only their own."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL)
+    text = models.TextField(blank=True)
+
+    sync_scope_fields = ("owner",)

@@ -1,0 +1,20 @@
+from offline_sync.rest_framework.entities import SyncEntity
+from offline_sync.rest_framework.views import ReadOnlySyncView
+
+from .filters import ItemFilter
+from .models import Item, Note
+
+
+class ItemPullView(ReadOnlySyncView):
+    entities = [SyncEntity("items", Item, filterset_class=ItemFilter)]
+
+
+class NotePullView(ReadOnlySyncView):
+    entities = [SyncEntity("notes", Note, scope=lambda request: {"owner": request.user})]
+
+
+class ItemsAndNotesPullView(ReadOnlySyncView):
+    entities = [
+        SyncEntity("items", Item, filterset_class=ItemFilter),
+        SyncEntity("notes", Note, scope=lambda request: {"owner": request.user}),
+    ]

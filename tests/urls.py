@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from offline_sync.rest_framework.errors import not_found_view
+from tests.testapp import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("sync/items/", views.ItemPullView.as_view()),
+    path("sync/notes/", views.NotePullView.as_view()),
+    path("sync/items-notes/", views.ItemsAndNotesPullView.as_view()),
+    re_path(r"^sync/", not_found_view),
+]
