@@ -136,3 +136,6 @@ class SyncState(models.Model):
     clock = models.BigIntegerField(default=0)
     # Stamps up to this one may have lost tombstones to a purge.
     purge_horizon = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"clock {self.clock}, purge horizon {self.purge_horizon}"
