@@ -15,7 +15,7 @@ from .stamps import next_stamp
 _recorded = contextvars.ContextVar("offline_sync_recorded", default=())
 
 
-def _scope_attnames(model):
+def scope_attnames(model):
     return [model._meta.get_field(name).attname for name in model.sync_scope_fields]
 
 
@@ -23,7 +23,7 @@ def _build(model, rows, stamp):
     from .models import Tombstone
 
     content_type = ContentType.objects.db_manager(router.db_for_write(Tombstone)).get_for_model(model)
-    attnames = _scope_attnames(model)
+    attnames = scope_attnames(model)
     now = timezone.now()
     return [
         Tombstone(
@@ -41,11 +41,29 @@ def record_for_queryset(queryset):
     """Write tombstones for every row of ``queryset`` (about to be deleted); return their pks."""
     from .models import Tombstone
 
-    rows = list(queryset.order_by().values_list("pk", *_scope_attnames(queryset.model)))
+    rows = list(queryset.order_by().values_list("pk", *scope_attnames(queryset.model)))
     if rows:
         stamp = next_stamp(connections[queryset.db])
         Tombstone.objects.using(queryset.db).bulk_create(_build(queryset.model, rows, stamp), batch_size=1000)
     return frozenset(pk for pk, *_ in rows)
+
+
+def scope_values(queryset):
+    """``{pk: (scope values...)}`` of the rows of ``queryset``, by the model's scope fields."""
+    return {pk: tuple(rest) for pk, *rest in queryset.order_by().values_list("pk", *scope_attnames(queryset.model))}
+
+
+def record_scope_exits(model, before, after, stamp, using):
+    """Tombstone, under its old scope, each row whose scope values changed.
+
+    A record that moves to another owner, say, must vanish from the devices
+    of the one who had it: to them it is a deletion.
+    """
+    from .models import Tombstone
+
+    rows = [(pk, *old) for pk, old in before.items() if pk in after and after[pk] != old]
+    if rows:
+        Tombstone.objects.using(using).bulk_create(_build(model, rows, stamp), batch_size=1000)
 
 
 @contextmanager
@@ -63,7 +81,7 @@ def record_deleted_instance(sender, instance, using, **kwargs):
 
     if any(model is sender and instance.pk in pks for model, pks in _recorded.get()):
         return
-    attnames = _scope_attnames(sender)
+    attnames = scope_attnames(sender)
     row = (instance.pk, *(getattr(instance, a) for a in attnames))
     Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using])))
 
