@@ -6,8 +6,10 @@ below. So a transaction that began early and commits late can never land
 behind a cursor that was already handed out (see docs/architecture.md).
 
 - PostgreSQL: the stamp is the writing transaction's id (``pg_current_xact_id``,
-  64 bits, never wraps) and the watermark is the ``xmin`` of a fresh snapshot:
-  every transaction with a smaller id has finished.
+  64 bits, never wraps) and the watermark is the oldest transaction a fresh
+  snapshot sees running (or the snapshot's ``xmax``): every transaction with a
+  smaller id has finished. The reader's own transaction does not hold it back,
+  so a push's response includes the push's own changes.
 - SQLite: one writer at a time holds the database lock from its first write to
   its commit, so a counter bumped inside the write is already in commit order;
   the watermark is the last committed value plus one.
@@ -29,6 +31,16 @@ def _vendor(connection):
     return connection.vendor
 
 
+# LEAST skips NULL: with no other transaction running, the watermark is the
+# snapshot's xmax, or just past our own transaction's id if we wrote.
+_PG_WATERMARK = """
+SELECT LEAST(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x),
+    GREATEST(pg_snapshot_xmax(s)::text::bigint, COALESCE(pg_current_xact_id_if_assigned()::text::bigint + 1, 0))
+) FROM pg_current_snapshot() AS s
+"""
+
+
 def next_stamp(connection):
     """Return the stamp for rows written now, inside the current transaction."""
     with connection.cursor() as cursor:
@@ -46,7 +58,7 @@ def watermark(connection):
     """Return a stamp below which every row that will ever commit is committed now."""
     with connection.cursor() as cursor:
         if _vendor(connection) == "postgresql":
-            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            cursor.execute(_PG_WATERMARK)
         else:
             cursor.execute(f"SELECT clock + 1 FROM {_STATE_TABLE} WHERE id = 1")
         row = cursor.fetchone()

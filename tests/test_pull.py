@@ -12,7 +12,9 @@ from offline_sync.models import Tombstone
 from tests.sync_client import Replica
 from tests.testapp.models import Item, Note
 
-pytestmark = pytest.mark.django_db
+# transaction=True: on PostgreSQL one transaction has one stamp, and these tests
+# need each write to be a transaction of its own, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ITEMS = "/sync/items/"
 

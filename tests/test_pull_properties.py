@@ -2,7 +2,7 @@
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.django import TestCase
+from hypothesis.extra.django import TransactionTestCase
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -43,7 +43,7 @@ def apply(op):
             item.delete()
 
 
-class ReplicaConvergesTest(TestCase):
+class ReplicaConvergesTest(TransactionTestCase):
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(initial=st.integers(0, 6), operations=ops, limit=st.integers(1, 5))
     def test_replica_matches_server_subset(self, initial, operations, limit):

@@ -6,7 +6,9 @@ from django.contrib.contenttypes.models import ContentType
 from offline_sync.models import Tombstone
 from tests.testapp.models import Item, Note
 
-pytestmark = pytest.mark.django_db
+# transaction=True: on PostgreSQL one transaction has one stamp, and these tests
+# need each write to be a transaction of its own, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def fresh(obj):
