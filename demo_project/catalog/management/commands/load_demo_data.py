@@ -1,0 +1,134 @@
+"""``manage.py load_demo_data``: demo users and products; safe to run again."""
+
+import os
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from demo_project.catalog.models import Product
+
+PRODUCTS = {
+    "Drinks": [
+        ("Espresso", "2.20"),
+        ("Cappuccino", "3.10"),
+        ("Green tea", "2.50"),
+        ("Orange juice", "3.40"),
+        ("Sparkling water", "1.80"),
+    ],
+    "Bakery": [
+        ("Croissant", "1.90"),
+        ("Sourdough loaf", "4.80"),
+        ("Cinnamon roll", "2.70"),
+        ("Bagel", "1.60"),
+        ("Blueberry muffin", "2.40"),
+    ],
+    "Deli": [
+        ("Ham sandwich", "5.50"),
+        ("Caprese salad", "6.90"),
+        ("Hummus wrap", "5.20"),
+        ("Chicken soup", "4.60"),
+        ("Cheese platter", "9.80"),
+    ],
+    "Pantry": [
+        ("Olive oil 500 ml", "7.90"),
+        ("Arabica beans 1 kg", "18.50"),
+        ("Wildflower honey", "6.30"),
+        ("Dark chocolate bar", "2.90"),
+        ("Granola 750 g", "5.70"),
+    ],
+}
+
+# (username, password, superuser?, permissions)
+USERS = [
+    ("admin", "admin", True, []),
+    ("mobile", "mobile", False, ["catalog.view_product"]),
+]
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo users (admin/admin for the admin site, mobile/mobile for the sync API) and the "
+        "demo products that are missing. Running it again changes nothing. Development only."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--base-url",
+            default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}",
+            help="Server address used in the printed instructions (default: http://127.0.0.1:$PORT or :8000).",
+        )
+
+    def handle(self, *args, base_url, **options):
+        if not settings.DEBUG:
+            raise CommandError(
+                "load_demo_data creates users with well-known passwords (admin/admin, mobile/mobile); "
+                "it only runs with DJANGO_DEBUG=1 (development only)."
+            )
+        with transaction.atomic():
+            for username, password, superuser, perms in USERS:
+                self.ensure_user(username, password, superuser, perms)
+            created = self.ensure_products()
+        self.stdout.write(
+            f"Products: {created} created, {Product.objects.count()} in the catalog."
+            if created
+            else f"Products: none missing, {Product.objects.count()} in the catalog."
+        )
+        self.print_instructions(base_url.rstrip("/"))
+
+    def ensure_user(self, username, password, superuser, perms):
+        """Create the user, or put back its flags, password and permissions; save only what changed."""
+        user, created = get_user_model().objects.get_or_create(username=username)
+        changed = created
+        for attr in ("is_staff", "is_superuser"):
+            if getattr(user, attr) != superuser:
+                setattr(user, attr, superuser)
+                changed = True
+        if not user.is_active:
+            user.is_active = True
+            changed = True
+        if not user.check_password(password):
+            user.set_password(password)
+            changed = True
+        if changed:
+            user.save()
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )  # add() skips a permission the user already has
+        self.stdout.write(f"User {username!r}: {'created' if created else 'updated' if changed else 'unchanged'}.")
+
+    def ensure_products(self):
+        """Create the demo products whose name is not in the catalog; leave existing ones alone."""
+        existing = set(Product.objects.values_list("name", flat=True))
+        missing = [
+            Product(name=name, category=category, price=Decimal(price))
+            for category, items in PRODUCTS.items()
+            for name, price in items
+            if name not in existing
+        ]
+        Product.objects.bulk_create(missing)
+        return len(missing)
+
+    def print_instructions(self, base_url):
+        self.stdout.write(
+            self.style.SUCCESS("\nDemo data ready.")
+            + f"""
+
+Admin (edit products; changes show up in the next delta pull):
+  {base_url}/admin/   user: admin   password: admin
+
+Sync API (user mobile/mobile may view products):
+  TOKEN=$(curl -s -X POST {base_url}/api/auth/token/ \\
+      -H 'Content-Type: application/json' -d '{{"username": "mobile", "password": "mobile"}}' \\
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+  curl -s -H "Authorization: Token $TOKEN" {base_url}/api/sync/products/
+  curl -s -H "Authorization: Token $TOKEN" "{base_url}/api/sync/products/?since=<cursor from the last pull>"
+
+OpenAPI schema: {base_url}/api/schema/
+"""
+        )

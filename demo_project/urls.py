@@ -1,0 +1,19 @@
+"""URLs of the demo project (see PROTOCOL.md section 8)."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from offline_sync.rest_framework.errors import not_found_view
+
+from .catalog.views import ProductPullView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/sync/products/", ProductPullView.as_view(), name="sync-products"),
+    # Last: any other URL under api/sync/ answers the protocol's JSON 404.
+    re_path(r"^api/sync/", not_found_view),
+]
