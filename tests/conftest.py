@@ -7,9 +7,15 @@ from rest_framework.test import APIClient
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``postgres`` skip on SQLite, and fail under CI=true (see scripts/test)."""
+    """Tests marked ``postgres`` skip in the SQLite pass; the PostgreSQL pass must run them.
+
+    scripts/test sets OFFLINE_SYNC_REQUIRE_POSTGRES=1 for its PostgreSQL pass, so a
+    missing or misconfigured DATABASE_URL there fails the run instead of skipping.
+    """
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         return
+    if os.environ.get("OFFLINE_SYNC_REQUIRE_POSTGRES") == "1":
+        raise pytest.UsageError("OFFLINE_SYNC_REQUIRE_POSTGRES=1 but DATABASE_URL is not a postgres:// URL")
     skip = pytest.mark.skip(reason="needs PostgreSQL: scripts/test runs them in its PostgreSQL pass")
     for item in items:
         if "postgres" in item.keywords:
