@@ -13,7 +13,13 @@ DEFAULTS = {
     "MAX_PAGE_SIZE": 10000,
     # How long deletion tombstones are kept. A client whose cursor is older than
     # the purge horizon must do a full pull (410 cursor_expired).
+    # Also how long a push's answer is kept for retries with the same sync_id.
     "TOMBSTONE_RETENTION": timedelta(days=30),
+    # Push limits, answered 413 payload_too_large: records (all entities
+    # together) and bytes of the JSON body. Generous, so that a device's
+    # offline backlog fits in one push.
+    "MAX_PUSH_RECORDS": 10000,
+    "MAX_PUSH_BYTES": 10 * 1024 * 1024,
 }
 
 

@@ -29,3 +29,30 @@ class CursorExpired(SyncError):
 
     def __init__(self):
         super().__init__("Deletions since this cursor were purged; do a full pull without `since`.")
+
+
+class PayloadTooLarge(SyncError):
+    """A push over the record or byte limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+    def __init__(self, max_records, max_bytes):
+        super().__init__({"max_records": max_records, "max_bytes": max_bytes})
+
+
+class SyncIdReused(SyncError):
+    """The same sync_id with another body, or on another endpoint."""
+
+    code = "sync_id_reused"
+    status = 409
+
+    def __init__(self):
+        super().__init__("This sync_id was used for another push; make a new sync_id for each push.")
+
+
+class RecordsNotFound(SyncError):
+    """Record ids that do not exist or are outside the caller's scope: ``{entity: [ids]}``."""
+
+    code = "not_found"
+    status = 404

@@ -6,6 +6,7 @@
 deletions (instance, queryset, cascade) leave a ``Tombstone``.
 """
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, router, transaction
 from django.db.models import F
@@ -154,3 +155,21 @@ class SyncState(models.Model):
 
     def __str__(self):
         return f"clock {self.clock}, purge horizon {self.purge_horizon}"
+
+
+class SyncRequest(models.Model):
+    """A push already applied, kept so a retry with its sync_id answers the same."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sync_id = models.UUIDField()
+    endpoint = models.CharField(max_length=255)
+    body_hash = models.CharField(max_length=64)
+    # What a retry must answer the same: id_map and conflicts.
+    outcome = models.JSONField(default=dict)
+    created_on = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "sync_id"], name="offline_sync_request_unique")]
+
+    def __str__(self):
+        return f"push {self.sync_id} to {self.endpoint}"

@@ -94,10 +94,13 @@ def purge(*, dry_run=False, now=None, using="default"):
     """
     from django.db.models import Max
 
-    from .models import SyncState, Tombstone
+    from .models import SyncRequest, SyncState, Tombstone
 
     cutoff = (now or timezone.now()) - sync_settings.TOMBSTONE_RETENTION
     with transaction.atomic(using=using):
+        if not dry_run:
+            # Answers kept for retries live exactly as long as tombstones.
+            SyncRequest.objects.using(using).filter(created_on__lt=cutoff).delete()
         expired = Tombstone.objects.using(using).filter(deleted_on__lt=cutoff)
         newest = expired.aggregate(newest=Max("sync_stamp"))["newest"]
         if newest is None or dry_run:

@@ -17,10 +17,24 @@ class SyncEntity:
     - ``scope``: ``callable(request) -> dict`` of ``{scope field: value}`` that
       limits the records a user may see (``lambda r: {"owner": r.user}``). Each
       field must be in the model's ``sync_scope_fields``, so that tombstones
-      carry it and a deletion reaches only the devices that may see it.
+      carry it and a deletion reaches only the devices that may see it. Scope
+      fields are read-only to clients; the server sets them on added records.
+    - ``read_only_fields``: more fields clients may send but never change.
+    - ``serializer_class``: validates pushed records; default: a
+      ``SyncRecordSerializer`` over the writable fields.
     """
 
-    def __init__(self, name, model, *, fields=None, filterset_class=None, scope=None):
+    def __init__(
+        self,
+        name,
+        model,
+        *,
+        fields=None,
+        filterset_class=None,
+        scope=None,
+        read_only_fields=(),
+        serializer_class=None,
+    ):
         from ..models import SyncModel
 
         if not (isinstance(model, type) and issubclass(model, SyncModel)):
@@ -30,6 +44,8 @@ class SyncEntity:
         self.fields = list(fields) if fields else default_fields(model)
         self.filterset_class = filterset_class
         self.scope = scope
+        self.read_only_fields = [*read_only_fields, *(model.sync_scope_fields if scope else ())]
+        self.serializer_class = serializer_class
 
     def __repr__(self):
         return f"SyncEntity({self.name!r}, {self.model.__name__})"
@@ -47,3 +63,14 @@ class SyncEntity:
             field = self.model._meta.get_field(name)
             scope[field.attname] = getattr(value, "pk", value)
         return scope
+
+    def get_serializer_class(self):
+        if self.serializer_class is None:
+            from .serializers import record_serializer_for
+
+            self.serializer_class = record_serializer_for(self)
+        return self.serializer_class
+
+    def get_server_values(self, request):
+        """Field values the server sets on records this request adds: the caller's scope."""
+        return self.get_scope(request)

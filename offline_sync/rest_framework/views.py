@@ -2,21 +2,28 @@
 
 ``SyncAPIView`` resolves the request (entities, scope, filters, cursor, limit)
 and answers errors in the protocol's envelope; ``ReadOnlySyncView`` is the
-Read-Only and Read-Only Optimized pattern (full and delta pulls).
+Read-Only and Read-Only Optimized pattern (full and delta pulls);
+``LastWriteWinsSyncView`` adds pushes applied by last write wins.
 """
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, router, transaction
 from rest_framework import exceptions
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .. import idempotency
 from ..conf import sync_settings
 from ..cursors import Position
-from ..pull import EntityQuery, pull
+from ..exceptions import PayloadTooLarge
+from ..pull import EntityQuery, check_not_expired, pull
+from ..push import EntityPush, apply_push
 from .errors import sync_exception_handler
+from .parsers import SyncJSONParser
 from .permissions import SyncModelPermissions
+from .schema import SyncAutoSchema
+from .serializers import parse_push
 
 
 class SyncAPIView(APIView):
@@ -24,8 +31,9 @@ class SyncAPIView(APIView):
 
     entities = ()
     permission_classes = [SyncModelPermissions]
-    parser_classes = [JSONParser]
+    parser_classes = [SyncJSONParser]
     renderer_classes = [JSONRenderer]
+    schema = SyncAutoSchema()
 
     def get_exception_handler(self):
         return sync_exception_handler
@@ -110,3 +118,72 @@ class ReadOnlySyncView(SyncAPIView):
         since, limit, queries = self.get_since(), self.get_limit(), self.get_entity_queries()
         self.check_permissions(request)
         return Response(pull(queries, since=since, limit=limit).as_dict())
+
+
+class LastWriteWinsSyncView(ReadOnlySyncView):
+    """Read/Write sync, last write wins: ``POST`` applies a push, then answers the delta."""
+
+    # Which Django model permission each list of a push needs.
+    push_permissions = {"added": "add", "modified": "change", "deleted": "delete"}
+
+    def get_required_permissions(self, request):
+        required = super().get_required_permissions(request)
+        if request.method == "POST":
+            by_name = {entity.name: entity for entity in self.get_entities()}
+            for name, lists in self.push_changes.items():
+                required += [(by_name[name].model, self.push_permissions[key]) for key, items in lists.items() if items]
+        return required
+
+    def get_conflict_policy(self):
+        """None: last write wins, every change applies (overridden by conflict detection)."""
+        return None
+
+    def post(self, request, *args, **kwargs):
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared and declared.isdigit() and int(declared) > sync_settings.MAX_PUSH_BYTES:
+            raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, sync_settings.MAX_PUSH_BYTES)
+        body = request.data
+        entities = self.get_entities()
+        sync_id, last_sync, device_id, self.push_changes = parse_push(body, entities)
+        limit, queries = self.get_limit(), self.get_entity_queries()
+        using = router.db_for_write(entities[0].model)
+        try:
+            with transaction.atomic(using=using):
+                claim, outcome = idempotency.claim(
+                    user=request.user, sync_id=sync_id, endpoint=request.path, body=body, using=using
+                )
+                self.check_permissions(request)
+                if claim is not None:
+                    check_not_expired(last_sync, using)
+                    outcome = self.apply(entities, queries, device_id, using)
+                    idempotency.store_outcome(claim, outcome, using)
+                page = pull(queries, since=last_sync, limit=limit).as_dict()
+        except IntegrityError:
+            raise exceptions.ValidationError(
+                {"changes": ["The push breaks a database constraint (a unique value, say); nothing was applied."]}
+            ) from None
+        for name, ids in outcome["gone"].items():
+            deleted = page["changes"][name]["deleted"]
+            deleted += [pk for pk in ids if pk not in deleted]
+        return Response({**page, "id_map": outcome["id_map"], "conflicts": outcome["conflicts"]})
+
+    def apply(self, entities, queries, device_id, using):
+        """Apply the validated push; return the outcome a retry must answer the same."""
+        pushes = []
+        for entity, query in zip(entities, queries):
+            lists = self.push_changes.get(entity.name, {})
+            pushes.append(
+                EntityPush(
+                    name=entity.name,
+                    visible=query.visible,
+                    tombstone_scope=query.tombstone_scope,
+                    server_values=entity.get_server_values(self.request),
+                    **lists,
+                )
+            )
+        result = apply_push(pushes, using=using)
+        return {
+            "id_map": result.id_map,
+            "gone": result.gone,
+            "conflicts": result.conflicts,
+        }

@@ -1,0 +1,30 @@
+"""A JSON parser that enforces the push byte limit while it reads.
+
+Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB) only guards ``request.body``;
+DRF parsers read the stream directly. This one stops reading one byte past
+``MAX_PUSH_BYTES``, so an oversized body is refused without being held whole.
+"""
+
+import json
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from ..conf import sync_settings
+from ..exceptions import PayloadTooLarge
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class SyncJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = sync_settings.MAX_PUSH_BYTES
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, limit)
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"Not valid UTF-8 JSON: {exc}") from None

@@ -1,0 +1,213 @@
+"""Validation of push bodies: the envelope, then each record through a serializer.
+
+Every error carries its path, ``{"changes": {"companies": {"added": {"0":
+{"name": [...]}}}}}``, and the whole body is validated before any record is
+looked up in the database.
+"""
+
+import uuid
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from ..conf import sync_settings
+from ..cursors import Position
+from ..exceptions import PayloadTooLarge
+from ..records import WIRE_META
+
+SERVER_OWNED = frozenset(WIRE_META)
+_LIST_KEYS = ("added", "modified", "deleted")
+
+
+class ForeignKeyIdField(serializers.Field):
+    """A foreign key as the related record's server id, checked for type only.
+
+    Whether the related record exists (and may be seen) is checked for all
+    records at once by the push engine, not with a query per record.
+    """
+
+    def __init__(self, model_field, **kwargs):
+        self.target_pk = model_field.target_field
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
+            self.fail("invalid")
+        try:
+            return self.target_pk.to_python(data)
+        except DjangoValidationError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+    default_error_messages = {"invalid": "Not a valid id."}
+
+
+class SyncRecordSerializer(serializers.ModelSerializer):
+    """Default serializer of pushed records: strings kept exactly, foreign keys by id."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if issubclass(field_class, serializers.CharField):
+            kwargs["trim_whitespace"] = False  # protocol 2: strings are stored exactly as sent
+        return field_class, kwargs
+
+    def build_relational_field(self, field_name, relation_info):
+        kwargs = {"required": not (relation_info.model_field.null or relation_info.model_field.has_default())}
+        if relation_info.model_field.null:
+            kwargs["allow_null"] = True
+        return ForeignKeyIdField, {"model_field": relation_info.model_field, **kwargs}
+
+    def get_validators(self):
+        # Unique-together validators query per record; the database's
+        # constraints still hold, and a push that breaks one applies nothing.
+        return []
+
+    def build_field(self, field_name, info, model_class, nested_depth):
+        field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
+        kwargs["validators"] = [
+            v for v in kwargs.get("validators", []) if not isinstance(v, serializers.UniqueValidator)
+        ]
+        return field_class, kwargs
+
+
+def record_serializer_for(entity):
+    """The default serializer class of an entity: every writable wire field."""
+    writable = [name for name in entity.fields if name not in SERVER_OWNED]
+    meta = type(
+        "Meta",
+        (),
+        {
+            "model": entity.model,
+            "fields": writable,
+            "read_only_fields": [name for name in entity.read_only_fields if name in writable],
+        },
+    )
+    return type(f"{entity.model.__name__}SyncSerializer", (SyncRecordSerializer,), {"Meta": meta})
+
+
+def _fail(path, message):
+    detail = message if isinstance(message, (list, dict)) else [message]
+    for key in reversed(path):
+        detail = {key: detail}
+    raise ValidationError(detail)
+
+
+def _parse_pk(model, value, path):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        _fail(path, "Not a valid id.")
+    try:
+        return model._meta.pk.to_python(value)
+    except DjangoValidationError:
+        _fail(path, "Not a valid id.")
+
+
+def _parse_base_version(item, path):
+    version = item.get("base_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        _fail([*path, "base_version"], "Must be a positive integer or null.")
+    return version
+
+
+def _check_object(value, path, allowed=None):
+    if not isinstance(value, dict):
+        _fail(path, "Must be an object.")
+    if allowed is not None:
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            _fail(path, {key: ["Unknown field."] for key in unknown})
+
+
+def _validate_record(serializer_class, entity, values, path, partial):
+    """Validate one record's fields; server-owned fields are dropped, unknown ones refused."""
+    read_only = SERVER_OWNED | set(entity.read_only_fields)
+    data = {k: v for k, v in values.items() if k not in read_only}
+    unknown = sorted(set(data) - set(entity.fields))
+    if unknown:
+        _fail(path, {key: ["Unknown field."] for key in unknown})
+    serializer = serializer_class(data=data, partial=partial)
+    if not serializer.is_valid():
+        _fail(path, serializer.errors)
+    return dict(serializer.validated_data)
+
+
+def parse_push(body, entities):
+    """Validate a push body; return ``(sync_id, last_sync Position or None, device_id, changes)``.
+
+    ``changes`` maps each entity name present to ``{"added": [(local_id,
+    values)], "modified": [(pk, base_version, values)], "deleted": [(pk,
+    base_version)]}`` in the order of ``entities``.
+    """
+    _check_object(body, ["body"], allowed=("sync_id", "last_sync", "device_id", "changes"))
+    try:
+        sync_id = uuid.UUID(str(body["sync_id"])) if isinstance(body.get("sync_id"), str) else None
+    except ValueError:
+        sync_id = None
+    if sync_id is None:
+        _fail(["sync_id"], "Required: a UUID made once per push.")
+    last_sync = body.get("last_sync")
+    last_sync = None if last_sync is None else Position.decode(last_sync, field="last_sync")
+    device_id = body.get("device_id")
+    if device_id is not None and (not isinstance(device_id, str) or len(device_id) > 200):
+        _fail(["device_id"], "Must be a string of at most 200 characters.")
+    raw = body.get("changes", {})
+    by_name = {entity.name: entity for entity in entities}
+    _check_object(raw, ["changes"], allowed=by_name)
+
+    total = sum(
+        len(v) for lists in raw.values() if isinstance(lists, dict) for v in lists.values() if isinstance(v, list)
+    )
+    if total > sync_settings.MAX_PUSH_RECORDS:
+        raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, sync_settings.MAX_PUSH_BYTES)
+
+    changes = {}
+    for entity in entities:
+        if entity.name in raw:
+            changes[entity.name] = _parse_entity(entity, raw[entity.name], ["changes", entity.name])
+    return sync_id, last_sync, device_id, changes
+
+
+def _parse_entity(entity, lists, path):
+    _check_object(lists, path, allowed=_LIST_KEYS)
+    for key in _LIST_KEYS:
+        if not isinstance(lists.get(key, []), list):
+            _fail([*path, key], "Must be a list.")
+    serializer_class = entity.get_serializer_class()
+    model = entity.model
+    added, modified, deleted, local_ids, targets = [], [], [], set(), set()
+    for i, item in enumerate(lists.get("added", [])):
+        where = [*path, "added", str(i)]
+        _check_object(item, where)
+        local_id = item.get("local_id")
+        if not isinstance(local_id, str) or not 1 <= len(local_id) <= 64:
+            _fail([*where, "local_id"], "Required: a string of 1 to 64 characters.")
+        if local_id in local_ids:
+            _fail([*where, "local_id"], f"Duplicate local_id {local_id!r} in this push.")
+        local_ids.add(local_id)
+        values = {k: v for k, v in item.items() if k != "local_id"}
+        added.append((local_id, _validate_record(serializer_class, entity, values, where, partial=False)))
+    for i, item in enumerate(lists.get("modified", [])):
+        where = [*path, "modified", str(i)]
+        _check_object(item, where)
+        if "id" not in item:
+            _fail([*where, "id"], "This field is required.")
+        pk = _parse_pk(model, item["id"], [*where, "id"])
+        if pk in targets:
+            _fail([*where, "id"], "This record appears twice in this push.")
+        targets.add(pk)
+        version = _parse_base_version(item, where)
+        values = {k: v for k, v in item.items() if k != "base_version"}
+        modified.append((pk, version, _validate_record(serializer_class, entity, values, where, partial=True)))
+    for i, item in enumerate(lists.get("deleted", [])):
+        where = [*path, "deleted", str(i)]
+        _check_object(item, where, allowed=("id", "base_version"))
+        if "id" not in item:
+            _fail([*where, "id"], "This field is required.")
+        pk = _parse_pk(model, item["id"], [*where, "id"])
+        if pk in targets:
+            _fail([*where, "id"], "This record appears twice in this push.")
+        targets.add(pk)
+        deleted.append((pk, _parse_base_version(item, where)))
+    return {"added": added, "modified": modified, "deleted": deleted}
