@@ -1,13 +1,51 @@
-"""One-statement UPDATE of many rows, each with its own partial set of fields.
+"""Bulk writes for pushes, in a number of statements that does not grow with the rows.
 
-Django's ``bulk_update`` builds a CASE WHEN per row and field, about half a
-millisecond of Python per row. Here the rows travel as data instead:
-PostgreSQL joins ``unnest()`` of one array per column, SQLite runs one
+``update_rows``: Django's ``bulk_update`` builds a CASE WHEN per row and field,
+about half a millisecond of Python per row. Here the rows travel as data
+instead: PostgreSQL joins ``unnest()`` of one array per column, SQLite runs one
 ``executemany``. Each field carries a flag per row, so a row leaves the fields
 it did not send as they are (a partial ``modified`` record).
+
+``insert_rows``: ``bulk_create`` is one INSERT on PostgreSQL, but Django splits
+it into batches of 999 parameters on SQLite; there one ``executemany`` does.
 """
 
 from django.utils import timezone
+
+from .stamps import next_stamp
+
+
+def insert_rows(model, objs, *, connection):
+    """Insert new ``objs`` with version 1 and a fresh stamp; set their primary keys."""
+    if not objs:
+        return
+    if connection.vendor != "sqlite" or not _is_autoincrement(model):
+        model._default_manager.db_manager(connection.alias).bulk_create(objs)
+        return
+    now, stamp = timezone.now(), next_stamp(connection)
+    fields = [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
+    rows = []
+    for obj in objs:
+        obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
+        rows.append([f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields])
+    qn = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), ", ".join(["%s"] * len(fields))
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+        cursor.execute("SELECT last_insert_rowid()")
+        last = cursor.fetchone()[0]
+    # This transaction holds SQLite's write lock and AUTOINCREMENT ids only
+    # grow, so the rows just inserted hold the ids up to the last one, in order.
+    for pk, obj in zip(range(last - len(objs) + 1, last + 1), objs):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _is_autoincrement(model):
+    auto = model._meta.auto_field
+    return auto is not None and auto is model._meta.pk
 
 
 def update_rows(model, rows, *, stamp, connection):
@@ -53,7 +91,7 @@ def _update_postgresql(model, columns, pks, now, stamp, connection):
         f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) WHERE t.{qn(meta.pk.column)} = v.pk"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, now, stamp])
+        cursor.execute(sql, [now, stamp, *params])  # SET comes before FROM
 
 
 def _update_sqlite(model, columns, pks, now, stamp, connection):

@@ -14,7 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 
 from . import tombstones
-from .bulk import update_rows
+from .bulk import insert_rows, update_rows
 from .exceptions import RecordsNotFound
 from .models import Tombstone
 from .stamps import next_stamp
@@ -55,7 +55,7 @@ def apply_push(pushes, *, using):
         raise RecordsNotFound(unknown)
 
     connection = connections[using]
-    id_map = {push.name: _add(push, using) for push in pushes}
+    id_map = {push.name: _add(push, connection) for push in pushes}
     for push in pushes:
         rows = [(pk, values) for pk, _, values in push.modified if pk in existing[push.name] and values]
         _modify(push, rows, connection, using)
@@ -91,14 +91,11 @@ def _resolve(push, using):
     return found, gone, missing - deleted_pks
 
 
-def _add(push, using):
+def _add(push, connection):
     if not push.added:
         return {}
-    model = push.model
-    objs = [model(**values, **push.server_values) for _, values in push.added]
-    # PostgreSQL takes at most 65,535 parameters per statement.
-    batch_size = max(1, 60000 // len(model._meta.concrete_fields))
-    model._default_manager.using(using).bulk_create(objs, batch_size=batch_size)
+    objs = [push.model(**values, **push.server_values) for _, values in push.added]
+    insert_rows(push.model, objs, connection=connection)
     return {local_id: obj.pk for (local_id, _), obj in zip(push.added, objs)}
 
 

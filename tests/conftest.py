@@ -27,6 +27,8 @@ def make_user(django_user_model):
     from django.contrib.auth.models import Permission
 
     def make(username="alice", perms=("view_item", "view_note")):
+        if perms == "all":
+            perms = [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in ("item", "note")]
         user = django_user_model.objects.create_user(username=username, password="pw")
         user.user_permissions.set(Permission.objects.filter(codename__in=perms))
         return user

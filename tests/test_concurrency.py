@@ -66,3 +66,35 @@ def test_paging_reader_misses_nothing_committed_by_concurrent_writers():
     assert pages > 20
     assert len(expected) > 50
     assert {pk: record["version"] for pk, record in replica.data["items"].items()} == expected
+
+
+def test_concurrent_retries_of_one_push_apply_it_once():
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("pusher")
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_item", "add_item"]))
+    body = {
+        "sync_id": "6f1c2d9e-0b7a-4c55-9d1e-3f5a2b8c4d10",
+        "last_sync": None,
+        "changes": {"items": {"added": [{"local_id": f"c-{n}", "name": f"n{n}"} for n in range(200)]}},
+    }
+    answers, start = [], threading.Barrier(6)
+
+    def send():
+        client = APIClient()
+        client.force_authenticate(user)
+        start.wait()
+        try:
+            response = client.post("/sync/items-lww/", body, format="json")
+            answers.append((response.status_code, response.json()["id_map"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in answers] == [200] * 6
+    assert all(id_map == answers[0][1] for _, id_map in answers)
+    assert Item.objects.count() == 200

@@ -9,5 +9,7 @@ urlpatterns = [
     path("sync/items/", views.ItemPullView.as_view()),
     path("sync/notes/", views.NotePullView.as_view()),
     path("sync/items-notes/", views.ItemsAndNotesPullView.as_view()),
+    path("sync/items-lww/", views.ItemPushView.as_view()),
+    path("sync/notes-lww/", views.NotePushView.as_view()),
     re_path(r"^sync/", not_found_view),
 ]

@@ -1,5 +1,5 @@
 from offline_sync.rest_framework.entities import SyncEntity
-from offline_sync.rest_framework.views import ReadOnlySyncView
+from offline_sync.rest_framework.views import LastWriteWinsSyncView, ReadOnlySyncView
 
 from .filters import ItemFilter
 from .models import Item, Note
@@ -18,3 +18,11 @@ class ItemsAndNotesPullView(ReadOnlySyncView):
         SyncEntity("items", Item, filterset_class=ItemFilter),
         SyncEntity("notes", Note, scope=lambda request: {"owner": request.user}),
     ]
+
+
+class ItemPushView(LastWriteWinsSyncView):
+    entities = [SyncEntity("items", Item, filterset_class=ItemFilter)]
+
+
+class NotePushView(LastWriteWinsSyncView):
+    entities = [SyncEntity("notes", Note, scope=lambda request: {"owner": request.user})]
