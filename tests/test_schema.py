@@ -205,8 +205,8 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
 
 
 def test_read_only_endpoints_take_no_body(schema):
-    for path in ("/sync/items/", "/sync/notes/", "/sync/items-notes/"):
-        item = schema["paths"][path]
+    for url in ("/sync/items/", "/sync/notes/", "/sync/items-notes/"):
+        item = schema["paths"][url]
         assert set(item) == {"get"}
         assert "requestBody" not in item["get"]
 
