@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "offline_sync",
     "demo_project.catalog",
+    "demo_project.crm",
 ]
 
 MIDDLEWARE = [

@@ -8,12 +8,14 @@ from rest_framework.authtoken.views import obtain_auth_token
 from offline_sync.rest_framework.errors import not_found_view
 
 from .catalog.views import ProductPullView
+from .crm.views import CompanyLastWriteWinsView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/sync/products/", ProductPullView.as_view(), name="sync-products"),
+    path("api/sync/companies-lww/", CompanyLastWriteWinsView.as_view(), name="sync-companies-lww"),
     # Last: any other URL under api/sync/ answers the protocol's JSON 404.
     re_path(r"^api/sync/", not_found_view),
 ]

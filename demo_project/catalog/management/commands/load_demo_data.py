@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from demo_project.catalog.models import Product
+from demo_project.crm.models import Company
 
 PRODUCTS = {
     "Drinks": [
@@ -42,10 +43,19 @@ PRODUCTS = {
     ],
 }
 
-# (username, password, superuser?, permissions)
+COMPANIES = [
+    ("Acme", "1 Main St", "555-0100"),
+    ("Globex", "42 Elm Rd", "555-0142"),
+    ("Initech", "9 Office Park", "555-0199"),
+]
+
+COMPANY_PERMISSIONS = [f"crm.{action}_company" for action in ("view", "add", "change", "delete")]
+
+# (username, password, superuser?, permissions); two mobile users, to sync from two devices.
 USERS = [
     ("admin", "admin", True, []),
-    ("mobile", "mobile", False, ["catalog.view_product"]),
+    ("mobile", "mobile", False, ["catalog.view_product", *COMPANY_PERMISSIONS]),
+    ("mobile2", "mobile2", False, ["catalog.view_product", *COMPANY_PERMISSIONS]),
 ]
 
 
@@ -72,6 +82,8 @@ class Command(BaseCommand):
             for username, password, superuser, perms in USERS:
                 self.ensure_user(username, password, superuser, perms)
             created = self.ensure_products()
+            missing = set(name for name, *_ in COMPANIES) - set(Company.objects.values_list("name", flat=True))
+            Company.objects.bulk_create(Company(name=n, address=a, phone=p) for n, a, p in COMPANIES if n in missing)
         self.stdout.write(
             f"Products: {created} created, {Product.objects.count()} in the catalog."
             if created
@@ -128,6 +140,11 @@ Sync API (user mobile/mobile may view products):
       | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
   curl -s -H "Authorization: Token $TOKEN" {base_url}/api/sync/products/
   curl -s -H "Authorization: Token $TOKEN" "{base_url}/api/sync/products/?since=<cursor from the last pull>"
+
+Push companies, last write wins (users mobile/mobile and mobile2/mobile2):
+  curl -s -H "Authorization: Token $TOKEN" -H 'Content-Type: application/json' \\
+      {base_url}/api/sync/companies-lww/ -d '{{"sync_id": "'$(python3 -c 'import uuid; print(uuid.uuid4())')'",
+      "last_sync": null, "changes": {{"companies": {{"added": [{{"local_id": "c-1", "name": "New Co"}}]}}}}}}'
 
 OpenAPI schema: {base_url}/api/schema/
 """
