@@ -8,6 +8,7 @@ deletions (instance, queryset, cascade) leave a ``Tombstone``.
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, router, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -138,6 +139,9 @@ class Tombstone(models.Model):
     deleted_on = models.DateTimeField(default=timezone.now, db_index=True)
     # Values of the model's sync_scope_fields when it was deleted, by attname.
     scope = models.JSONField(default=dict, blank=True)
+    # The record's last state, by attname, so a conflict resolution can restore
+    # it with the same id. Empty for a tombstone that only marks a scope exit.
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
     class Meta:
         indexes = [models.Index(fields=["content_type", "sync_stamp", "id"], name="offline_sync_tomb_order")]
@@ -173,3 +177,49 @@ class SyncRequest(models.Model):
 
     def __str__(self):
         return f"push {self.sync_id} to {self.endpoint}"
+
+
+class Conflict(models.Model):
+    """A pushed change that was not applied because the server's record changed first."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RESOLVED = "resolved"
+
+    class Kind(models.TextChoices):
+        MODIFIED = "modified"
+        DELETED = "deleted"
+
+    class Resolution(models.TextChoices):
+        SERVER = "server", "Keep server version"
+        CLIENT = "client", "Apply client version"
+        MERGE = "merge", "Merge"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    device_id = models.CharField(max_length=200, blank=True)
+    endpoint = models.CharField(max_length=255, db_index=True)
+    entity = models.CharField(max_length=100)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_pk = models.CharField(max_length=255)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The client's change as sent ({"id", "base_version", fields...}).
+    client = models.JSONField(encoder=DjangoJSONEncoder)
+    # The server's record (wire format) when the conflict was detected; null if deleted.
+    server = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    detected_on = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    # The record after resolution (wire format); null if it ended deleted.
+    resolved_record = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_on = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_on", "-pk"]
+        permissions = [("resolve_conflict", "Can resolve sync conflicts")]
+        indexes = [models.Index(fields=["user", "endpoint", "status"], name="offline_sync_conflict_pending")]
+
+    def __str__(self):
+        return f"{self.entity} {self.object_pk}: {self.kind} conflict ({self.status})"

@@ -9,6 +9,7 @@ cursor it returns (see stamps.py).
 from dataclasses import dataclass, field
 
 from django.db import connections
+from django.db.models import Exists, OuterRef, Value
 from django.utils import timezone
 
 from .cursors import Position
@@ -80,10 +81,7 @@ def pull(entities, since=None, limit=1000):
         position = since
     else:
         position = Position(upper)
-    changes = {
-        entity.name: _entity_changes(entity, index, items, since is None, using)
-        for index, entity in enumerate(entities)
-    }
+    changes = {entity.name: _entity_changes(entity, index, items) for index, entity in enumerate(entities)}
     return Page(
         full=since is None,
         changes=changes,
@@ -107,14 +105,21 @@ def _full_records(entity, index, upper, limit, using):
 
 
 def _changed_records(entity, index, since, upper, limit, using):
+    """Records the caller may see that changed after ``since``, each flagged in or out of the subset.
+
+    Records that left the caller's scope are not here: a scope exit leaves a
+    tombstone under the old scope (see tombstones.py).
+    """
     rank = 2 * index
-    rows = (
-        entity.model._default_manager.using(using)
-        .filter(since.after(rank), sync_stamp__lt=upper)
-        .order_by("sync_stamp", "pk")
-        .values_list("sync_stamp", "pk")[: limit + 1]
-    )
-    return [(stamp, rank, pk, index, "changed", None) for stamp, pk in rows]
+    rows = entity.visible.using(using).filter(since.after(rank), sync_stamp__lt=upper)
+    if entity.subset is entity.visible:  # no filters
+        rows = rows.annotate(_in_subset=Value(True))
+    else:
+        rows = rows.annotate(_in_subset=Exists(entity.subset.filter(pk=OuterRef("pk"))))
+    columns = ["sync_stamp", "_in_subset", *entity.format.columns]
+    rows = rows.order_by("sync_stamp", "pk").values_list(*columns)[: limit + 1]
+    pk_at = columns.index("pk")
+    return [(row[0], rank, row[pk_at], index, "record" if row[1] else "left", row[2:]) for row in rows]
 
 
 def _tombstones(entity, index, since, upper, limit, using):
@@ -134,21 +139,12 @@ def _tombstones(entity, index, since, upper, limit, using):
     return [(stamp, rank, id_, index, "tombstone", object_pk) for stamp, id_, object_pk in rows]
 
 
-def _entity_changes(entity, index, items, full, using):
-    mine = [item for item in items if item[3] == index]
+def _entity_changes(entity, index, items):
     fmt = entity.format
-    if full:
-        return {"records": list(fmt.rows(item[5] for item in mine)), "deleted": []}
-    changed = [item[2] for item in mine if item[4] == "changed"]
-    records, deleted = [], []
-    if changed:
-        records = list(fmt.rows(entity.subset.using(using).filter(pk__in=changed).values_list(*fmt.columns)))
-        kept = {record["id"] for record in records}
-        # Visible but no longer in the subset: the client must drop it.
-        left = [pk for pk in changed if fmt.convert_pk(pk) not in kept]
-        if left:
-            deleted += entity.visible.using(using).filter(pk__in=left).values_list("pk", flat=True)
-    deleted = [fmt.convert_pk(pk) for pk in deleted]
+    mine = [item for item in items if item[3] == index]
+    records = list(fmt.rows(item[5] for item in mine if item[4] == "record"))
+    # Still visible but no longer in the subset (a filter stopped matching): drop it.
+    deleted = [fmt.convert_pk(item[2]) for item in mine if item[4] == "left"]
     deleted += [fmt.convert_pk(fmt.pk_from_text(item[5])) for item in mine if item[4] == "tombstone"]
     # A record that exists now wins over an older tombstone in the same page.
     kept = {record["id"] for record in records}

@@ -19,12 +19,18 @@ def scope_attnames(model):
     return [model._meta.get_field(name).attname for name in model.sync_scope_fields]
 
 
-def _build(model, rows, stamp):
+def data_attnames(model):
+    """Columns a tombstone keeps to restore the record: every concrete field but the metadata."""
+    return [f.attname for f in model._meta.concrete_fields if f.name not in ("version", "modified_on", "sync_stamp")]
+
+
+def _build(model, rows, stamp, datas=None):
     from .models import Tombstone
 
     content_type = ContentType.objects.db_manager(router.db_for_write(Tombstone)).get_for_model(model)
     attnames = scope_attnames(model)
     now = timezone.now()
+    datas = datas or [{}] * len(rows)
     return [
         Tombstone(
             content_type=content_type,
@@ -32,8 +38,9 @@ def _build(model, rows, stamp):
             sync_stamp=stamp,
             deleted_on=now,
             scope=dict(zip(attnames, scope_values)),
+            data=data,
         )
-        for pk, *scope_values in rows
+        for (pk, *scope_values), data in zip(rows, datas)
     ]
 
 
@@ -41,11 +48,19 @@ def record_for_queryset(queryset):
     """Write tombstones for every row of ``queryset`` (about to be deleted); return their pks."""
     from .models import Tombstone
 
-    rows = list(queryset.order_by().values_list("pk", *scope_attnames(queryset.model)))
+    model = queryset.model
+    scope, data = scope_attnames(model), data_attnames(model)
+    rows = list(queryset.order_by().values_list("pk", *scope, *data))
     if rows:
         stamp = next_stamp(connections[queryset.db])
-        Tombstone.objects.using(queryset.db).bulk_create(_build(queryset.model, rows, stamp), batch_size=1000)
-    return frozenset(pk for pk, *_ in rows)
+        tombs = _build(
+            model,
+            [row[: 1 + len(scope)] for row in rows],
+            stamp,
+            [dict(zip(data, row[1 + len(scope) :])) for row in rows],
+        )
+        Tombstone.objects.using(queryset.db).bulk_create(tombs, batch_size=1000)
+    return frozenset(row[0] for row in rows)
 
 
 def scope_values(queryset):
@@ -81,9 +96,9 @@ def record_deleted_instance(sender, instance, using, **kwargs):
 
     if any(model is sender and instance.pk in pks for model, pks in _recorded.get()):
         return
-    attnames = scope_attnames(sender)
-    row = (instance.pk, *(getattr(instance, a) for a in attnames))
-    Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using])))
+    row = (instance.pk, *(getattr(instance, a) for a in scope_attnames(sender)))
+    data = {a: getattr(instance, a) for a in data_attnames(sender)}
+    Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using]), [data]))
 
 
 def purge(*, dry_run=False, now=None, using="default"):

@@ -1,0 +1,356 @@
+"""Pull benchmark: what a sync pull costs next to a bare ``values()`` dump. Run it with ``scripts/bench``.
+
+One run measures, on the database ``DATABASE_URL`` names (test project settings, a fresh database):
+
+1. baseline: ``Item.objects.values(<wire fields>)`` of 10,000 rows + ``json.dumps(default=str)``;
+2. DRF reference: ``ModelSerializer(many=True).data`` of the same rows, rendered by DRF's ``JSONRenderer``;
+3. a full pull of the 10,000 rows in one page through the real HTTP stack (``/sync/items/``, token auth,
+   middleware, DRF, rendered JSON), as rows/s and as a ratio to 1;
+4. with 100,000 rows: a full pull of all of them in pages of 10,000, then a delta pull of 1% changed rows
+   from the full pull's cursor, and the ratio of the two times;
+5. peak Python memory (tracemalloc) of a 1,000-row and a 10,000-row page, and of a 10,000-row page
+   with 10,000 and with 100,000 rows in the table.
+
+Every time is the best of ``--repeat`` runs (time.perf_counter) after a warm-up; every result is checked
+(row counts, ids) outside the timed part. ``--profile`` adds a cProfile of the one-page full pull.
+"""
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import sys
+import time
+import tracemalloc
+from decimal import Decimal
+
+ITEMS_URL = "/sync/items/"
+SMALL = 10_000  # rows of figures 1-3
+LARGE = 100_000  # rows of figure 4
+PAGE = 10_000  # the page size of the pulls (the library's MAX_PAGE_SIZE)
+SMALL_PAGE = 1_000
+CHANGED = LARGE // 100
+LOAD_CHUNK = 5_000  # rows per bulk_create call: each call is one write, so one stamp
+CATEGORIES = ("tools", "food", "garden", "toys", "books")
+
+TARGET_PULL_VS_VALUES = 0.5  # figure 3: pull rows/s >= 0.5 x baseline rows/s
+TARGET_DELTA_VS_FULL = 0.05  # figure 4: delta time < 0.05 x full time
+TARGET_MEMORY_TABLE = 1.10  # figure 5: a page's memory does not grow with the table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure, best kept (default 5)")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the one-page full pull")
+    args = parser.parse_args(argv)
+    if "DATABASE_URL" not in os.environ:
+        parser.error("set DATABASE_URL to a fresh database (scripts/bench does)")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+    import django
+
+    django.setup()
+    Bench(args.repeat).run(profile=args.profile)
+
+
+class Bench:
+    def __init__(self, repeat):
+        from django.core.management import call_command
+        from django.db import connection
+        from django.test.utils import setup_test_environment
+
+        from offline_sync.records import default_fields
+        from tests.testapp.models import Item
+
+        self.repeat = repeat
+        self.rows = []  # (figure, value, ratio, target, result)
+        self.Item = Item
+        self.fields = default_fields(Item)
+        self.connection = connection
+        setup_test_environment()  # ALLOWED_HOSTS gets "testserver", as under the test runner
+        call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
+        if Item.objects.exists():
+            sys.exit("benchmarks.pull: the database already holds items; it needs a fresh database")
+        self.client = self._client()
+
+    # -- setup ----------------------------------------------------------------------------------------
+
+    def _client(self):
+        from django.contrib.auth.models import Permission, User
+        from rest_framework.authtoken.models import Token
+        from rest_framework.test import APIClient
+
+        user = User.objects.create_user("bench", password="bench")
+        user.user_permissions.set(Permission.objects.filter(codename="view_item"))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        return client
+
+    def load(self, count):
+        """Add ``count`` items with bulk_create, in chunks of LOAD_CHUNK rows (a stamp each)."""
+        start = self.Item.objects.count()
+        rng = random.Random(start)
+        for offset in range(start, start + count, LOAD_CHUNK):
+            self.Item.objects.bulk_create(
+                (
+                    self.Item(
+                        name=f"Item {i} " + "x" * rng.randrange(20),
+                        category=CATEGORIES[i % len(CATEGORIES)],
+                        price=Decimal(rng.randrange(1, 100_000)) / 100,
+                    )
+                    for i in range(offset, min(offset + LOAD_CHUNK, start + count))
+                ),
+                batch_size=1_000,
+            )
+        if self.connection.vendor == "postgresql":
+            with self.connection.cursor() as cursor:
+                cursor.execute("ANALYZE")  # what autovacuum does after a bulk load, now rather than later
+        check(self.Item.objects.count() == start + count, f"expected {start + count} items")
+
+    # -- measuring ------------------------------------------------------------------------------------
+
+    def best(self, fn):
+        """Best time of ``repeat`` runs of ``fn`` after one warm-up; and the last run's result."""
+        fn()
+        times = []
+        for _ in range(self.repeat):
+            gc.collect()
+            start = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - start)
+        return min(times), result
+
+    @staticmethod
+    def peak_memory(fn):
+        """Peak bytes Python allocates during ``fn()`` (tracemalloc: not libpq's or SQLite's C buffers)."""
+        gc.collect()
+        tracemalloc.start()
+        try:
+            fn()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def get(self, **params):
+        """One pull request through the whole stack; returns the rendered body (bytes)."""
+        response = self.client.get(ITEMS_URL, params)
+        body = response.content
+        if response.status_code != 200:
+            raise BenchmarkError(f"GET {ITEMS_URL} {params}: {response.status_code} {body[:500]!r}")
+        return body
+
+    def pull_all(self):
+        """A full pull in pages of PAGE rows until has_more is false: (pages, record ids, cursor)."""
+        params, pages, ids = {"limit": PAGE}, 0, []
+        while True:
+            page = json.loads(self.get(**params))
+            pages += 1
+            ids += [record["id"] for record in page["changes"]["items"]["records"]]
+            if not page["has_more"]:
+                return pages, ids, page["cursor"]
+            params["since"] = page["cursor"]
+
+    def pull_all_timed(self):
+        """Like pull_all, timing only the requests (not the parsing for the next cursor): (total, times, pages)."""
+        gc.collect()
+        params, pages, times = {"limit": PAGE}, [], []
+        while True:
+            start = time.perf_counter()
+            body = self.get(**params)
+            times.append(time.perf_counter() - start)
+            page = json.loads(body)
+            pages.append(page)
+            if not page["has_more"]:
+                return sum(times), times, pages
+            params["since"] = page["cursor"]
+
+    def add(self, figure, value, ratio="", target="", ok=None):
+        self.rows.append((figure, value, ratio, target, "" if ok is None else ("PASS" if ok else "MISS")))
+
+    # -- the figures ----------------------------------------------------------------------------------
+
+    def run(self, profile=False):
+        print(self.header(), flush=True)
+        self.load(SMALL)
+
+        # 1. Baseline: values() + json.dumps.
+        def baseline():
+            return json.dumps(list(self.Item.objects.values(*self.fields)), default=str)
+
+        seconds, dumped = self.best(baseline)
+        check(len(json.loads(dumped)) == SMALL, "baseline row count")
+        baseline_rate = SMALL / seconds
+        self.add(f"1. values()+json.dumps, {SMALL:,} rows", rate(baseline_rate), "1.00")
+
+        # 2. DRF ModelSerializer, for reference.
+        from rest_framework import serializers
+        from rest_framework.renderers import JSONRenderer
+
+        class ItemSerializer(serializers.ModelSerializer):
+            class Meta:
+                model = self.Item
+                fields = self.fields
+
+        def drf():
+            return JSONRenderer().render(ItemSerializer(self.Item.objects.all(), many=True).data)
+
+        seconds, rendered = self.best(drf)
+        check(len(json.loads(rendered)) == SMALL, "DRF row count")
+        self.add(
+            f"2. DRF ModelSerializer+render, {SMALL:,} rows",
+            rate(SMALL / seconds),
+            f"{SMALL / seconds / baseline_rate:.2f}",
+        )
+
+        # 3. Full pull, one page, through HTTP.
+        seconds, body = self.best(lambda: self.get(limit=PAGE))
+        page = json.loads(body)
+        records = page["changes"]["items"]["records"]
+        check(page["full"] and not page["has_more"], "one full page")
+        check(len(records) == SMALL and len({r["id"] for r in records}) == SMALL, "pull row count")
+        check(records[0].keys() == set(self.fields), "wire fields")
+        pull_rate = SMALL / seconds
+        ratio = pull_rate / baseline_rate
+        self.add(
+            f"3. pull {SMALL:,} rows, 1 page, HTTP",
+            rate(pull_rate),
+            f"{ratio:.2f}",
+            f">= {TARGET_PULL_VS_VALUES}",
+            ratio >= TARGET_PULL_VS_VALUES,
+        )
+        memory_small_table = self.peak_memory(lambda: self.get(limit=PAGE))
+        profile_text = self.profile_page() if profile else ""
+
+        # 4. 100,000 rows: full pull in pages, then a delta of 1%.
+        self.load(LARGE - SMALL)
+        pages, ids, _ = self.pull_all()
+        check(len(ids) == LARGE and len(set(ids)) == LARGE, f"full pull returned {len(ids)} rows")
+        self.pull_all_timed()  # warm-up
+        runs = [self.pull_all_timed() for _ in range(self.repeat)]
+        full_seconds, page_times, full_pages = min(runs, key=lambda run: run[0])
+        check(sum(len(p["changes"]["items"]["records"]) for p in full_pages) == LARGE, "timed full pull rows")
+        cursor = full_pages[-1]["cursor"]
+        self.add(f"4a. full pull {LARGE:,} rows, {pages} pages", f"{ms(full_seconds)} ({rate(LARGE / full_seconds)})")
+        later = sum(page_times[1:]) / (len(page_times) - 1)
+        self.add(f"    page 1 (full) / pages 2-{pages} (since=) each", f"{ms(page_times[0])} / {ms(later)}")
+
+        all_pks = list(self.Item.objects.values_list("pk", flat=True))
+        changed = set(random.Random(1).sample(all_pks, CHANGED))
+        from django.db.models import F
+
+        updated = self.Item.objects.filter(pk__in=changed).update(price=F("price") + 1)
+        check(updated == CHANGED, "update count")
+
+        delta_seconds, body = self.best(lambda: self.get(limit=PAGE, since=cursor))
+        page = json.loads(body)
+        got = page["changes"]["items"]
+        check(not page["full"] and not page["has_more"], "one delta page")
+        check({r["id"] for r in got["records"]} == changed and len(got["records"]) == CHANGED, "delta records")
+        check(got["deleted"] == [], "delta deletions")
+        check(all(r["version"] == 2 for r in got["records"]), "delta versions")
+        ratio = delta_seconds / full_seconds
+        self.add(
+            f"4b. delta pull {CHANGED:,} changed of {LARGE:,}",
+            ms(delta_seconds),
+            f"{ratio:.4f}",
+            f"< {TARGET_DELTA_VS_FULL}",
+            ratio < TARGET_DELTA_VS_FULL,
+        )
+
+        # 5. Memory: bounded by the page, not the table.
+        memory_page = self.peak_memory(lambda: self.get(limit=PAGE))
+        memory_small_page = self.peak_memory(lambda: self.get(limit=SMALL_PAGE))
+        self.add(f"5a. peak memory, {PAGE:,}-row page, {SMALL:,} table", mib(memory_small_table))
+        ratio = memory_page / memory_small_table
+        self.add(
+            f"5b. peak memory, {PAGE:,}-row page, {LARGE:,} table",
+            mib(memory_page),
+            f"{ratio:.2f}",
+            f"<= {TARGET_MEMORY_TABLE}",
+            ratio <= TARGET_MEMORY_TABLE,
+        )
+        self.add(
+            f"5c. peak memory, {SMALL_PAGE:,}-row page, {LARGE:,} table",
+            mib(memory_small_page),
+            f"{memory_small_page / memory_page:.2f}",
+        )
+        self.print_table()
+        print(profile_text, end="", flush=True)
+
+    def profile_page(self):
+        """cProfile of 3 one-page full pulls, top entries by own and by cumulative time."""
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(3):
+            self.get(limit=PAGE)
+        profiler.disable()
+        text = ""
+        for order in ("tottime", "cumulative"):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(25)
+            lines = [line for line in out.getvalue().splitlines() if line.strip()]
+            text += f"\ncProfile of 3 one-page full pulls of {SMALL:,} rows, by {order}:\n" + "\n".join(lines) + "\n"
+        return text
+
+    # -- output ---------------------------------------------------------------------------------------
+
+    def header(self):
+        import django
+        import rest_framework
+
+        connection = self.connection
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW server_version")
+                database = f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
+        else:
+            import sqlite3
+
+            database = f"SQLite {sqlite3.sqlite_version} (file)"
+        return (
+            f"{database}; Python {platform.python_version()}, Django {django.get_version()}, "
+            f"DRF {rest_framework.VERSION}; {os.cpu_count()} CPUs; best of {self.repeat} after a warm-up"
+        )
+
+    def print_table(self):
+        head = ("figure", "value", "ratio", "target", "result")
+        widths = [max(len(str(row[i])) for row in [head, *self.rows]) for i in range(len(head))]
+        line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        print(line.format(*head))
+        for row in self.rows:
+            print(line.format(*row).rstrip())
+        print(
+            "ratio: 2, 3 rows/s over 1's; 4b delta time over 4a's; 5b memory over 5a's (same page, 10x the table); "
+            "5c over 5b's (a tenth of the page)",
+            flush=True,
+        )
+
+
+class BenchmarkError(Exception):
+    pass
+
+
+def check(condition, what):
+    if not condition:
+        raise BenchmarkError(f"verification failed: {what}")
+
+
+def rate(rows_per_second):
+    return f"{rows_per_second:,.0f} rows/s"
+
+
+def ms(seconds):
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def mib(size):
+    return f"{size / 2**20:.1f} MiB"
+
+
+if __name__ == "__main__":
+    main()
