@@ -45,6 +45,14 @@ class Position:
             raise InvalidCursor(field) from None
         return cls(stamp, source, key)
 
+    def covers(self, stamp, rank, key):
+        """True if a change at ``(stamp, rank, key)`` is at or before this position."""
+        if stamp != self.stamp:
+            return stamp < self.stamp
+        if rank != self.source:
+            return rank < self.source
+        return key <= self.key
+
     def after(self, rank, key_field="pk"):
         """Q for the rows of source ``rank`` that come after this position."""
         if rank < self.source:

@@ -56,3 +56,34 @@ class RecordsNotFound(SyncError):
 
     code = "not_found"
     status = 404
+
+
+class UnresolvedConflicts(SyncError):
+    """The user has pending conflicts on this endpoint: pushes wait until they are resolved."""
+
+    code = "unresolved_conflicts"
+    status = 409
+
+    def __init__(self, conflicts):
+        super().__init__("Resolve the pending conflicts of this endpoint before pushing again.")
+        self.conflicts = conflicts
+
+
+class AlreadyResolved(SyncError):
+    """The conflict was resolved before, another way."""
+
+    code = "already_resolved"
+    status = 409
+
+    def __init__(self, resolution, record):
+        super().__init__({"resolution": resolution, "record": record})
+
+
+class ConflictChanged(SyncError):
+    """The record changed again since the resolver looked at it; nothing was applied."""
+
+    code = "conflict_changed"
+    status = 409
+
+    def __init__(self):
+        super().__init__("The server record changed since you looked at it; review it again.")

@@ -209,6 +209,8 @@ class Conflict(models.Model):
     detected_on = models.DateTimeField(default=timezone.now, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    # What was asked: the merge's field values, to tell a repeated request from another.
+    resolution_input = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     # The record after resolution (wire format); null if it ended deleted.
     resolved_record = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     resolved_by = models.ForeignKey(

@@ -2,10 +2,10 @@
 
 ``apply_push`` runs inside the caller's transaction, so a push applies whole
 or not at all. It looks every target up first (one query per entity), refuses
-ids that do not exist or lie outside the caller's scope, then writes: added
-records through ``bulk_create``, modified ones through one UPDATE per entity
-(see bulk.py), deleted ones through ``QuerySet.delete()`` (cascades and
-tombstones included). Conflict detection plugs in through ``ConflictPolicy``.
+ids that do not exist or lie outside the caller's scope, optionally sets
+aside the changes that conflict, then writes: added records with one INSERT,
+modified ones with one UPDATE per entity (see bulk.py), deleted ones through
+``QuerySet.delete()`` (cascades and tombstones included).
 """
 
 from dataclasses import dataclass, field
@@ -24,62 +24,91 @@ from .stamps import next_stamp
 class EntityPush:
     """One entity's validated changes, resolved for the caller."""
 
-    name: str
-    visible: object  # QuerySet of the records the caller may change
-    tombstone_scope: dict  # the caller's scope values, to tell "deleted" from "never existed"
+    query: object  # the entity's pull.EntityQuery: name, visible records, scope, wire format
+    rank: int  # the entity's records source in the cursor order (2 x its index)
     added: list = field(default_factory=list)  # [(local_id, {field: value})]
-    modified: list = field(default_factory=list)  # [(pk, base_version or None, {field: value})]
-    deleted: list = field(default_factory=list)  # [(pk, base_version or None)]
+    modified: list = field(default_factory=list)  # [(pk, base_version or None, {field: value}, item as sent)]
+    deleted: list = field(default_factory=list)  # [(pk, base_version or None, item as sent)]
     server_values: dict = field(default_factory=dict)  # set on added records (an owner, say)
 
     @property
+    def name(self):
+        return self.query.name
+
+    @property
     def model(self):
-        return self.visible.model
+        return self.query.model
+
+
+@dataclass
+class ConflictSpec:
+    """A change set aside: the client's item and the server's record (wire format, or None)."""
+
+    entity: str
+    model: type
+    pk: object
+    kind: str  # "modified" or "deleted"
+    client: dict
+    server: dict = None
 
 
 @dataclass
 class PushOutcome:
     id_map: dict  # {entity: {local_id: pk}}
     gone: dict  # {entity: [pk]}: modified records that were deleted meanwhile; the client drops them
-    conflicts: list = field(default_factory=list)
+    conflicts: list = field(default_factory=list)  # [ConflictSpec]
 
 
-def apply_push(pushes, *, using):
-    """Apply ``pushes`` (a list of ``EntityPush``, parents before children); return a ``PushOutcome``."""
-    existing, gone, unknown = {}, {}, {}
+def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
+    """Apply ``pushes`` (``EntityPush`` list, parents first); return a ``PushOutcome``.
+
+    With ``detect_conflicts``, a modified or deleted record whose server
+    version differs from ``base_version`` (or, without one, that changed after
+    the ``last_sync`` position) is not applied but returned as a conflict. The
+    targets are locked first, so concurrent pushes cannot both pass the check.
+    """
+    states, gone, unknown = {}, {}, {}
     for push in pushes:
-        existing[push.name], gone[push.name], missing = _resolve(push, using)
+        states[push.name], gone[push.name], missing = _resolve(push, using, lock=detect_conflicts)
         if missing:
             unknown[push.name] = sorted(missing, key=str)
     if unknown:
         raise RecordsNotFound(unknown)
+    conflicts = []
+    if detect_conflicts:
+        for push in pushes:
+            conflicts += _set_aside_conflicts(push, states[push.name], gone[push.name], last_sync, using)
 
     connection = connections[using]
     id_map = {push.name: _add(push, connection) for push in pushes}
     for push in pushes:
-        rows = [(pk, values) for pk, _, values in push.modified if pk in existing[push.name] and values]
-        _modify(push, rows, connection, using)
+        rows = [(pk, values) for pk, _, values, _ in push.modified if pk in states[push.name] and values]
+        modify_rows(push.model, rows, using)
     for push in reversed(pushes):
-        doomed = [pk for pk, _ in push.deleted if pk in existing[push.name]]
+        doomed = [pk for pk, _, _ in push.deleted if pk in states[push.name]]
         if doomed:
             push.model._default_manager.using(using).filter(pk__in=doomed).delete()
     return PushOutcome(
         id_map={name: {str(k): v for k, v in ids.items()} for name, ids in id_map.items()},
         gone={name: sorted(ids, key=str) for name, ids in gone.items()},
+        conflicts=conflicts,
     )
 
 
-def _resolve(push, using):
-    """Split the push's target ids into existing, gone (deleted in scope) and never seen."""
-    targets = {pk for pk, *_ in push.modified} | {pk for pk, _ in push.deleted}
+def _resolve(push, using, *, lock):
+    """Split the targets: ``{pk: (version, stamp)}`` existing, gone (deleted in scope), never seen."""
+    targets = {pk for pk, *_ in push.modified} | {pk for pk, *_ in push.deleted}
     if not targets:
-        return set(), set(), set()
-    found = set(push.visible.using(using).filter(pk__in=targets).values_list("pk", flat=True))
-    missing = targets - found
+        return {}, set(), set()
+    rows = push.query.visible.using(using).filter(pk__in=targets).order_by("pk")
+    if lock:
+        rows = rows.select_for_update()  # in pk order, so concurrent pushes cannot deadlock
+    states = {pk: (version, stamp) for pk, version, stamp in rows.values_list("pk", "version", "sync_stamp")}
+    missing = targets - states.keys()
     if not missing:
-        return found, set(), set()
+        return states, set(), set()
     by_text = {str(pk): pk for pk in missing}
-    scope = {f"scope__{name}": value for name, value in push.tombstone_scope.items()}
+    scope = {f"scope__{name}": value for name, value in push.query.tombstone_scope.items()}
     deleted = Tombstone.objects.using(using).filter(
         content_type=ContentType.objects.db_manager(using).get_for_model(push.model),
         object_pk__in=list(by_text),
@@ -88,7 +117,46 @@ def _resolve(push, using):
     deleted_pks = {by_text[text] for text in deleted.values_list("object_pk", flat=True)}
     # A modification of a record deleted meanwhile stays deleted; deleting it again is a no-op.
     gone = {pk for pk, *_ in push.modified if pk in deleted_pks}
-    return found, gone, missing - deleted_pks
+    return states, gone, missing - deleted_pks
+
+
+def _conflicts_with(state, base_version, last_sync, rank, pk):
+    if base_version is not None:
+        return state[0] != base_version
+    if last_sync is not None:
+        return not last_sync.covers(state[1], rank, pk)
+    return True  # neither: the client cannot show it saw the current version
+
+
+def _set_aside_conflicts(push, states, gone, last_sync, using):
+    """Remove the conflicting changes from ``push``; return them as ``ConflictSpec``s."""
+    specs, modified, deleted = [], [], []
+    for item in push.modified:
+        pk, base_version, _, sent = item
+        if pk in gone:
+            specs.append(ConflictSpec(push.name, push.model, pk, "modified", sent))
+            gone.discard(pk)
+        elif pk in states and _conflicts_with(states[pk], base_version, last_sync, push.rank, pk):
+            specs.append(ConflictSpec(push.name, push.model, pk, "modified", sent))
+        else:
+            modified.append(item)
+    for item in push.deleted:
+        pk, base_version, sent = item
+        if pk in states and _conflicts_with(states[pk], base_version, last_sync, push.rank, pk):
+            specs.append(ConflictSpec(push.name, push.model, pk, "deleted", sent))
+        else:
+            deleted.append(item)
+    push.modified, push.deleted = modified, deleted
+    on_server = [spec.pk for spec in specs if spec.pk in states]
+    if on_server:
+        fmt = push.query.format
+        current = {
+            r["id"]: r
+            for r in fmt.rows(push.model._base_manager.using(using).filter(pk__in=on_server).values_list(*fmt.columns))
+        }
+        for spec in specs:
+            spec.server = current.get(fmt.convert_pk(spec.pk))
+    return specs
 
 
 def _add(push, connection):
@@ -99,10 +167,11 @@ def _add(push, connection):
     return {local_id: obj.pk for (local_id, _), obj in zip(push.added, objs)}
 
 
-def _modify(push, rows, connection, using):
+def modify_rows(model, rows, using):
+    """Apply ``[(pk, {field: value})]`` in bulk, with versions, stamp and scope-exit tombstones."""
     if not rows:
         return
-    model = push.model
+    connection = connections[using]
     stamp = next_stamp(connection)
     scope_names = set(model.sync_scope_fields)
     moves_scope = scope_names and any(scope_names & values.keys() for _, values in rows)

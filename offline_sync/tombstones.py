@@ -20,8 +20,8 @@ def scope_attnames(model):
 
 
 def data_attnames(model):
-    """Columns a tombstone keeps to restore the record: every concrete field but the metadata."""
-    return [f.attname for f in model._meta.concrete_fields if f.name not in ("version", "modified_on", "sync_stamp")]
+    """Columns a tombstone keeps to restore the record: every concrete field but the stamp."""
+    return [f.attname for f in model._meta.concrete_fields if f.name not in ("modified_on", "sync_stamp")]
 
 
 def _build(model, rows, stamp, datas=None):

@@ -33,7 +33,10 @@ def error_response(code, detail, status_code, headers=None):
 def sync_exception_handler(exc, context):
     """Answer every expected failure in the envelope; leave real bugs to Django (500)."""
     if isinstance(exc, SyncError):
-        return error_response(exc.code, exc.detail, exc.status)
+        response = error_response(exc.code, exc.detail, exc.status)
+        if hasattr(exc, "conflicts"):
+            response.data["conflicts"] = exc.conflicts  # 409 unresolved_conflicts (protocol 4.2)
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -55,6 +55,7 @@ ERROR_CODES = (
     "unresolved_conflicts",
     "sync_id_reused",
     "already_resolved",
+    "conflict_changed",
     "cursor_expired",
     "payload_too_large",
     "unsupported_media_type",

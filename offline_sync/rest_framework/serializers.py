@@ -137,8 +137,9 @@ def parse_push(body, entities):
     """Validate a push body; return ``(sync_id, last_sync Position or None, device_id, changes)``.
 
     ``changes`` maps each entity name present to ``{"added": [(local_id,
-    values)], "modified": [(pk, base_version, values)], "deleted": [(pk,
-    base_version)]}`` in the order of ``entities``.
+    values)], "modified": [(pk, base_version, values, item)], "deleted": [(pk,
+    base_version, item)]}`` in the order of ``entities``; ``item`` is the
+    record as sent, kept for conflicts.
     """
     _check_object(body, ["body"], allowed=("sync_id", "last_sync", "device_id", "changes"))
     try:
@@ -199,7 +200,8 @@ def _parse_entity(entity, lists, path):
         targets.add(pk)
         version = _parse_base_version(item, where)
         values = {k: v for k, v in item.items() if k != "base_version"}
-        modified.append((pk, version, _validate_record(serializer_class, entity, values, where, partial=True)))
+        values = _validate_record(serializer_class, entity, values, where, partial=True)
+        modified.append((pk, version, values, item))
     for i, item in enumerate(lists.get("deleted", [])):
         where = [*path, "deleted", str(i)]
         _check_object(item, where, allowed=("id", "base_version"))
@@ -209,5 +211,5 @@ def _parse_entity(entity, lists, path):
         if pk in targets:
             _fail([*where, "id"], "This record appears twice in this push.")
         targets.add(pk)
-        deleted.append((pk, _parse_base_version(item, where)))
+        deleted.append((pk, _parse_base_version(item, where), item))
     return {"added": added, "modified": modified, "deleted": deleted}

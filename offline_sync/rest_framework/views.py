@@ -13,10 +13,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import idempotency
+from .. import conflicts, idempotency
 from ..conf import sync_settings
 from ..cursors import Position
-from ..exceptions import PayloadTooLarge
+from ..exceptions import PayloadTooLarge, UnresolvedConflicts
 from ..pull import EntityQuery, check_not_expired, pull
 from ..push import EntityPush, apply_push
 from .errors import sync_exception_handler
@@ -125,6 +125,7 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
 
     # Which Django model permission each list of a push needs.
     push_permissions = {"added": "add", "modified": "change", "deleted": "delete"}
+    detect_conflicts = False
 
     def get_required_permissions(self, request):
         required = super().get_required_permissions(request)
@@ -133,10 +134,6 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
             for name, lists in self.push_changes.items():
                 required += [(by_name[name].model, self.push_permissions[key]) for key, items in lists.items() if items]
         return required
-
-    def get_conflict_policy(self):
-        """None: last write wins, every change applies (overridden by conflict detection)."""
-        return None
 
     def post(self, request, *args, **kwargs):
         declared = request.META.get("CONTENT_LENGTH")
@@ -155,7 +152,8 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
                 self.check_permissions(request)
                 if claim is not None:
                     check_not_expired(last_sync, using)
-                    outcome = self.apply(entities, queries, device_id, using)
+                    self.check_no_pending_conflicts(using)
+                    outcome = self.apply(entities, queries, last_sync, device_id, using)
                     idempotency.store_outcome(claim, outcome, using)
                 page = pull(queries, since=last_sync, limit=limit).as_dict()
         except IntegrityError:
@@ -167,23 +165,42 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
             deleted += [pk for pk in ids if pk not in deleted]
         return Response({**page, "id_map": outcome["id_map"], "conflicts": outcome["conflicts"]})
 
-    def apply(self, entities, queries, device_id, using):
+    def check_no_pending_conflicts(self, using):
+        """Conflict detection refuses pushes while the user has conflicts pending here."""
+
+    def apply(self, entities, queries, last_sync, device_id, using):
         """Apply the validated push; return the outcome a retry must answer the same."""
-        pushes = []
-        for entity, query in zip(entities, queries):
-            lists = self.push_changes.get(entity.name, {})
-            pushes.append(
-                EntityPush(
-                    name=entity.name,
-                    visible=query.visible,
-                    tombstone_scope=query.tombstone_scope,
-                    server_values=entity.get_server_values(self.request),
-                    **lists,
-                )
+        pushes = [
+            EntityPush(
+                query=query,
+                rank=2 * index,
+                server_values=entity.get_server_values(self.request),
+                **self.push_changes.get(entity.name, {}),
             )
-        result = apply_push(pushes, using=using)
+            for index, (entity, query) in enumerate(zip(entities, queries))
+        ]
+        result = apply_push(pushes, using=using, detect_conflicts=self.detect_conflicts, last_sync=last_sync)
+        stored = conflicts.record(
+            result.conflicts, user=self.request.user, device_id=device_id, endpoint=self.request.path, using=using
+        )
         return {
             "id_map": result.id_map,
             "gone": result.gone,
-            "conflicts": result.conflicts,
+            "conflicts": [conflicts.as_wire(conflict) for conflict in stored],
         }
+
+
+class ConflictDetectionSyncView(LastWriteWinsSyncView):
+    """Read/Write sync with conflict detection: changes to records that changed first are set aside.
+
+    A set-aside change becomes a pending ``Conflict`` (listed in the response);
+    the rest of the push applies. Until the user's conflicts on the endpoint
+    are resolved, their pushes there answer ``409 unresolved_conflicts``.
+    """
+
+    detect_conflicts = True
+
+    def check_no_pending_conflicts(self, using):
+        waiting = conflicts.pending(user=self.request.user, endpoint=self.request.path, using=using)
+        if waiting.exists():
+            raise UnresolvedConflicts([conflicts.as_wire(conflict) for conflict in waiting])

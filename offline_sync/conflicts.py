@@ -1,0 +1,141 @@
+"""Conflicts: recording the changes a push set aside, and resolving them.
+
+Plain Django, no HTTP. Resolving applies through the same bulk writes as a
+push (versions, stamps, tombstones), inside one transaction, on the conflict
+row locked so two resolutions cannot race.
+"""
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from . import signals
+from .exceptions import AlreadyResolved, ConflictChanged, RecordsNotFound
+from .models import Conflict, Tombstone
+from .push import modify_rows
+from .records import format_datetime
+
+
+def record(specs, *, user, device_id, endpoint, using):
+    """Store ``ConflictSpec``s as pending ``Conflict`` rows; return them."""
+    if not specs:
+        return []
+    content_types = ContentType.objects.db_manager(using)
+    conflicts = Conflict.objects.using(using).bulk_create(
+        [
+            Conflict(
+                user=user,
+                device_id=device_id or "",
+                endpoint=endpoint,
+                entity=spec.entity,
+                content_type=content_types.get_for_model(spec.model),
+                object_pk=str(spec.pk),
+                kind=spec.kind,
+                client=spec.client,
+                server=spec.server,
+            )
+            for spec in specs
+        ]
+    )
+    transaction.on_commit(lambda: signals.conflict_detected.send(sender=Conflict, conflicts=conflicts), using=using)
+    return conflicts
+
+
+def as_wire(conflict):
+    """A conflict as the protocol shows it (section 4.2)."""
+    model = conflict.content_type.model_class()
+    return {
+        "conflict_id": conflict.pk,
+        "entity": conflict.entity,
+        "id": model._meta.pk.to_python(conflict.object_pk) if model else conflict.object_pk,
+        "kind": conflict.kind,
+        "client": conflict.client,
+        "server": conflict.server,
+        "detected_on": format_datetime(conflict.detected_on),
+        "device_id": conflict.device_id,
+    }
+
+
+def pending(*, user, endpoint=None, using="default"):
+    conflicts = Conflict.objects.using(using).filter(user=user, status=Conflict.Status.PENDING)
+    if endpoint is not None:
+        conflicts = conflicts.filter(endpoint=endpoint)
+    return conflicts.select_related("content_type").order_by("pk")
+
+
+def current_record(conflict, fmt, using):
+    """The conflicting record as it is now (wire format), or None if it is deleted."""
+    model = conflict.content_type.model_class()
+    pk = model._meta.pk.to_python(conflict.object_pk)
+    rows = model._base_manager.using(using).filter(pk=pk).values_list(*fmt.columns)
+    return next(fmt.rows(rows), None)
+
+
+def resolve(conflict_id, resolution, values=None, *, by, fmt, using, request=None, expect_version=...):
+    """Resolve a conflict; return the conflict, resolved.
+
+    - ``resolution``: ``"server"`` keeps the server's record; ``"client"`` and
+      ``"merge"`` apply ``values`` (validated field values) over it, restoring
+      a deleted record with its id; ``"client"`` on a deletion deletes.
+    - ``request``: what was asked (a merge's record), to answer a repeat the same.
+    - ``expect_version``: the server version the resolver saw (None: deleted);
+      if the record changed since, ``ConflictChanged`` and nothing applies.
+    Raises ``AlreadyResolved`` when it was resolved otherwise before.
+    """
+    with transaction.atomic(using=using):
+        conflict = Conflict.objects.using(using).select_for_update().select_related("content_type").get(pk=conflict_id)
+        if conflict.status == Conflict.Status.RESOLVED:
+            if (conflict.resolution, conflict.resolution_input) != (resolution, request):
+                raise AlreadyResolved(conflict.resolution, conflict.resolved_record)
+            return conflict
+        model = conflict.content_type.model_class()
+        pk = model._meta.pk.to_python(conflict.object_pk)
+        manager = model._base_manager.using(using)
+        versions = list(manager.select_for_update().filter(pk=pk).values_list("version", flat=True))
+        exists = bool(versions)
+        if expect_version is not ... and (versions[0] if exists else None) != expect_version:
+            raise ConflictChanged()
+        if resolution == "client" and conflict.kind == Conflict.Kind.DELETED:
+            if exists:
+                manager.filter(pk=pk).delete()
+        elif resolution in ("client", "merge"):
+            if exists:
+                modify_rows(model, [(pk, values)], using)
+            else:
+                _restore(model, pk, values, using)
+        conflict.status = Conflict.Status.RESOLVED
+        conflict.resolution = resolution
+        conflict.resolution_input = request
+        conflict.resolved_record = current_record(conflict, fmt, using)
+        conflict.resolved_by = by
+        conflict.resolved_on = timezone.now()
+        conflict.save()
+        transaction.on_commit(
+            lambda: signals.conflict_resolved.send(sender=Conflict, conflict=conflict, resolution=resolution, by=by),
+            using=using,
+        )
+    return conflict
+
+
+def _restore(model, pk, values, using):
+    """Bring a deleted record back with its id: its last state, overlaid with ``values``."""
+    tombstone = (
+        Tombstone.objects.using(using)
+        .filter(content_type=ContentType.objects.db_manager(using).get_for_model(model), object_pk=str(pk))
+        .exclude(data={})
+        .order_by("-sync_stamp", "-pk")
+        .first()
+    )
+    if tombstone is None:
+        raise RecordsNotFound({"detail": f"{model._meta.label} {pk} is deleted and its last state was purged."})
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    state = {name: fields[name].to_python(value) for name, value in tombstone.data.items() if name in fields}
+    obj = model(**state)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    obj.pk = pk
+    obj.save(force_insert=True, using=using)
+    # A restored record continues its history: its version follows the last one.
+    # (QuerySet.update itself, not SyncQuerySet's, which would make it version 2.)
+    QuerySet.update(model._base_manager.using(using).filter(pk=pk), version=(state.get("version") or 0) + 1)
