@@ -8,6 +8,7 @@ A cursor of plain timestamps or sequence numbers loses records here.
 import random
 import threading
 import time
+import uuid
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -98,3 +99,44 @@ def test_concurrent_retries_of_one_push_apply_it_once():
     assert [status for status, _ in answers] == [200] * 6
     assert all(id_map == answers[0][1] for _, id_map in answers)
     assert Item.objects.count() == 200
+
+
+def test_racing_edits_of_one_version_apply_exactly_once():
+    from django.contrib.auth.models import Permission
+
+    from offline_sync.models import Conflict
+
+    perms = Permission.objects.filter(codename__in=["view_item", "change_item"])
+    users = []
+    for n in range(8):
+        user = User.objects.create_user(f"racer{n}")
+        user.user_permissions.set(perms)
+        users.append(user)
+    item = Item.objects.create(name="contested")
+    statuses, start = [], threading.Barrier(len(users))
+
+    def edit(user):
+        client = APIClient()
+        client.force_authenticate(user)
+        body = {
+            "sync_id": str(uuid.uuid4()),
+            "last_sync": None,
+            "changes": {"items": {"modified": [{"id": item.pk, "base_version": 1, "name": user.username}]}},
+        }
+        start.wait()
+        try:
+            response = client.post("/sync/items-cd/", body, format="json")
+            statuses.append((response.status_code, len(response.json()["conflicts"])))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=edit, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    item.refresh_from_db()
+    assert sorted(statuses) == [(200, 0)] + [(200, 1)] * 7
+    assert item.version == 2
+    assert Conflict.objects.count() == 7
+    assert set(Conflict.objects.values_list("user__username", flat=True)) == {u.username for u in users} - {item.name}

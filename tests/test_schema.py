@@ -193,6 +193,10 @@ def test_error_responses(schema):
 def test_operation_ids_are_unique_and_stable(schema, rw_schema):
     ids = [op["operationId"] for item in schema["paths"].values() for op in item.values()]
     assert sorted(ids) == [
+        "conflicts_list",
+        "conflicts_resolve",
+        "items_cd_pull",
+        "items_cd_push",
         "items_lww_pull",
         "items_lww_push",
         "items_notes_pull",

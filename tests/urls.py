@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from offline_sync.rest_framework.errors import not_found_view
 from tests.testapp import views
@@ -11,5 +11,7 @@ urlpatterns = [
     path("sync/items-notes/", views.ItemsAndNotesPullView.as_view()),
     path("sync/items-lww/", views.ItemPushView.as_view()),
     path("sync/notes-lww/", views.NotePushView.as_view()),
+    path("sync/items-cd/", views.ItemConflictView.as_view()),
+    path("sync/conflicts/", include("offline_sync.rest_framework.urls")),
     re_path(r"^sync/", not_found_view),
 ]

@@ -171,6 +171,8 @@ class SyncAutoSchema(AutoSchema):
         return operation
 
     def get_operation_id(self):
+        if self.conflicts_api():
+            return f"conflicts_{self.conflicts_api()}"
         if not self.sync_entities() or self.method not in ("GET", "POST"):
             return super().get_operation_id()
         tokens = [token.replace("-", "_") for token in self._tokenize_path()] or ["root"]
@@ -239,7 +241,66 @@ class SyncAutoSchema(AutoSchema):
                     parameters.setdefault(parameter["name"], parameter)
         return list(parameters.values())
 
+    # --- the conflicts API (views with ``conflicts_api = "list"`` or ``"resolve"``) --
+
+    def conflicts_api(self):
+        return getattr(self.view, "conflicts_api", None)
+
+    def conflicts_request(self):
+        def build():
+            return build_object_type(
+                description="How to resolve a conflict (protocol section 5).",
+                properties={
+                    "resolution": {"type": "string", "enum": ["server", "client", "merge"]},
+                    "record": {
+                        **build_basic_type(OpenApiTypes.OBJECT),
+                        "description": "With `merge` only: the field values to apply.",
+                    },
+                },
+                required=["resolution"],
+            )
+
+        return self.shared_component("Resolution", build)
+
+    def conflicts_responses(self):
+        if self.conflicts_api() == "list":
+
+            def build():
+                return build_object_type(
+                    properties={"conflicts": build_array_type(self.conflict_component().ref)}, required=["conflicts"]
+                )
+
+            ok = self.shared_component("PendingConflicts", build).ref
+            errors = {401: PULL_ERRORS[401]}
+        else:
+
+            def build():
+                return build_object_type(
+                    properties={
+                        "conflict_id": build_basic_type(OpenApiTypes.INT),
+                        "status": {"type": "string", "enum": ["resolved"]},
+                        "resolution": {"type": "string", "enum": ["server", "client", "merge"]},
+                        "record": nullable(
+                            {**build_basic_type(OpenApiTypes.OBJECT), "description": "The record now; null if deleted."}
+                        ),
+                    },
+                    required=["conflict_id", "status", "resolution", "record"],
+                )
+
+            ok = self.shared_component("ResolvedConflict", build).ref
+            errors = {
+                400: "`validation_error`: an unknown resolution, or a merge record with bad values.",
+                401: PULL_ERRORS[401],
+                403: "`permission_denied`: applying the change needs the entity's change (or delete) permission.",
+                404: "`not_found`: no such conflict of yours.",
+                409: "`already_resolved`: it was resolved another way; `detail` says how.",
+            }
+        error = self.error_component().ref
+        return {200: ok, **{code: OpenApiResponse(error, description=text) for code, text in errors.items()}}
+
     def get_request_serializer(self):
+        if self.conflicts_api() == "resolve":
+            return {media_type: self.conflicts_request().ref for media_type in self.map_parsers()}
         entities = self.sync_entities()
         if not entities or self.method != "POST":
             return super().get_request_serializer()
@@ -247,6 +308,8 @@ class SyncAutoSchema(AutoSchema):
         return {media_type: push.ref for media_type in self.map_parsers()}
 
     def get_response_serializers(self):
+        if self.conflicts_api():
+            return self.conflicts_responses()
         entities = self.sync_entities()
         if not entities or self.method not in ("GET", "POST"):
             return super().get_response_serializers()

@@ -120,8 +120,9 @@ def _check_object(value, path, allowed=None):
             _fail(path, {key: ["Unknown field."] for key in unknown})
 
 
-def _validate_record(serializer_class, entity, values, path, partial):
+def validate_record(entity, values, path, *, partial, serializer_class=None):
     """Validate one record's fields; server-owned fields are dropped, unknown ones refused."""
+    serializer_class = serializer_class or entity.get_serializer_class()
     read_only = SERVER_OWNED | set(entity.read_only_fields)
     data = {k: v for k, v in values.items() if k not in read_only}
     unknown = sorted(set(data) - set(entity.fields))
@@ -188,7 +189,9 @@ def _parse_entity(entity, lists, path):
             _fail([*where, "local_id"], f"Duplicate local_id {local_id!r} in this push.")
         local_ids.add(local_id)
         values = {k: v for k, v in item.items() if k != "local_id"}
-        added.append((local_id, _validate_record(serializer_class, entity, values, where, partial=False)))
+        added.append(
+            (local_id, validate_record(entity, values, where, partial=False, serializer_class=serializer_class))
+        )
     for i, item in enumerate(lists.get("modified", [])):
         where = [*path, "modified", str(i)]
         _check_object(item, where)
@@ -200,7 +203,7 @@ def _parse_entity(entity, lists, path):
         targets.add(pk)
         version = _parse_base_version(item, where)
         values = {k: v for k, v in item.items() if k != "base_version"}
-        values = _validate_record(serializer_class, entity, values, where, partial=True)
+        values = validate_record(entity, values, where, partial=True, serializer_class=serializer_class)
         modified.append((pk, version, values, item))
     for i, item in enumerate(lists.get("deleted", [])):
         where = [*path, "deleted", str(i)]

@@ -147,7 +147,7 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
         try:
             with transaction.atomic(using=using):
                 claim, outcome = idempotency.claim(
-                    user=request.user, sync_id=sync_id, endpoint=request.path, body=body, using=using
+                    user=request.user, sync_id=sync_id, endpoint=request.path_info, body=body, using=using
                 )
                 self.check_permissions(request)
                 if claim is not None:
@@ -181,7 +181,7 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
         ]
         result = apply_push(pushes, using=using, detect_conflicts=self.detect_conflicts, last_sync=last_sync)
         stored = conflicts.record(
-            result.conflicts, user=self.request.user, device_id=device_id, endpoint=self.request.path, using=using
+            result.conflicts, user=self.request.user, device_id=device_id, endpoint=self.request.path_info, using=using
         )
         return {
             "id_map": result.id_map,
@@ -201,6 +201,6 @@ class ConflictDetectionSyncView(LastWriteWinsSyncView):
     detect_conflicts = True
 
     def check_no_pending_conflicts(self, using):
-        waiting = conflicts.pending(user=self.request.user, endpoint=self.request.path, using=using)
+        waiting = conflicts.pending(user=self.request.user, endpoint=self.request.path_info, using=using)
         if waiting.exists():
             raise UnresolvedConflicts([conflicts.as_wire(conflict) for conflict in waiting])

@@ -1,5 +1,5 @@
 from offline_sync.rest_framework.entities import SyncEntity
-from offline_sync.rest_framework.views import LastWriteWinsSyncView, ReadOnlySyncView
+from offline_sync.rest_framework.views import ConflictDetectionSyncView, LastWriteWinsSyncView, ReadOnlySyncView
 
 from .filters import ItemFilter
 from .models import Item, Note
@@ -26,3 +26,7 @@ class ItemPushView(LastWriteWinsSyncView):
 
 class NotePushView(LastWriteWinsSyncView):
     entities = [SyncEntity("notes", Note, scope=lambda request: {"owner": request.user})]
+
+
+class ItemConflictView(ConflictDetectionSyncView):
+    entities = [SyncEntity("items", Item, filterset_class=ItemFilter)]
