@@ -1,14 +1,14 @@
 """URLs of the demo project (see PROTOCOL.md section 8)."""
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from offline_sync.rest_framework.errors import not_found_view
 
 from .catalog.views import ProductPullView
-from .crm.views import CompanyLastWriteWinsView
+from .crm.views import CompanyConflictDetectionView, CompanyLastWriteWinsView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/sync/products/", ProductPullView.as_view(), name="sync-products"),
     path("api/sync/companies-lww/", CompanyLastWriteWinsView.as_view(), name="sync-companies-lww"),
+    path("api/sync/companies/", CompanyConflictDetectionView.as_view(), name="sync-companies"),
+    path("api/sync/conflicts/", include("offline_sync.rest_framework.urls")),
     # Last: any other URL under api/sync/ answers the protocol's JSON 404.
     re_path(r"^api/sync/", not_found_view),
 ]

@@ -11,6 +11,10 @@ from django.db import transaction
 
 from demo_project.catalog.models import Product
 from demo_project.crm.models import Company
+from offline_sync import conflicts
+from offline_sync.models import Conflict
+from offline_sync.pull import EntityQuery
+from offline_sync.push import EntityPush, apply_push
 
 PRODUCTS = {
     "Drinks": [
@@ -84,6 +88,8 @@ class Command(BaseCommand):
             created = self.ensure_products()
             missing = set(name for name, *_ in COMPANIES) - set(Company.objects.values_list("name", flat=True))
             Company.objects.bulk_create(Company(name=n, address=a, phone=p) for n, a, p in COMPANIES if n in missing)
+            if self.ensure_sample_conflict():
+                self.stdout.write("Sample conflict: created for mobile2 on /api/sync/companies/ (see the admin).")
         self.stdout.write(
             f"Products: {created} created, {Product.objects.count()} in the catalog."
             if created
@@ -113,6 +119,25 @@ class Command(BaseCommand):
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )  # add() skips a permission the user already has
         self.stdout.write(f"User {username!r}: {'created' if created else 'updated' if changed else 'unchanged'}.")
+
+    def ensure_sample_conflict(self):
+        """Once: staff edit Acme's phone while mobile2, offline, edits the version it saw."""
+        mobile2 = get_user_model().objects.get(username="mobile2")
+        acme = Company.objects.filter(name="Acme").first()
+        if acme is None or Conflict.objects.filter(user=mobile2).exists():
+            return False
+        seen = acme.version
+        acme.phone = "555-0101"
+        acme.save()
+        query = EntityQuery("companies", subset=Company.objects.all(), visible=Company.objects.all())
+        sent = {"id": acme.pk, "base_version": seen, "phone": "555-0999", "address": "2 Harbour Rd"}
+        values = {"phone": sent["phone"], "address": sent["address"]}
+        push = EntityPush(query=query, rank=0, modified=[(acme.pk, seen, values, sent)])
+        result = apply_push([push], using="default", detect_conflicts=True)
+        conflicts.record(
+            result.conflicts, user=mobile2, device_id="demo-phone", endpoint="/api/sync/companies/", using="default"
+        )
+        return True
 
     def ensure_products(self):
         """Create the demo products whose name is not in the catalog; leave existing ones alone."""
