@@ -169,7 +169,7 @@ class SyncRequest(models.Model):
     endpoint = models.CharField(max_length=255)
     body_hash = models.CharField(max_length=64)
     # What a retry must answer the same: id_map and conflicts.
-    outcome = models.JSONField(default=dict)
+    outcome = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     created_on = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
