@@ -26,7 +26,10 @@ class Position:
     key: object = None
 
     def encode(self):
-        raw = json.dumps([self.stamp, self.source, self.key], separators=(",", ":"))
+        # A key that is not an int (a UUID, say) travels as its text, which
+        # sorts the same way in the database.
+        key = self.key if self.key is None or isinstance(self.key, int) else str(self.key)
+        raw = json.dumps([self.stamp, self.source, key], separators=(",", ":"))
         return _PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
@@ -51,7 +54,7 @@ class Position:
             return stamp < self.stamp
         if rank != self.source:
             return rank < self.source
-        return key <= self.key
+        return (key if isinstance(self.key, int) else str(key)) <= self.key
 
     def after(self, rank, key_field="pk"):
         """Q for the rows of source ``rank`` that come after this position."""
