@@ -104,6 +104,18 @@ def _parse_pk(model, value, path):
         _fail(path, "Not a valid id.")
 
 
+def _parse_target(model, item, path, seen):
+    """``(pk, base_version)`` of a modified or deleted item; each record once per push."""
+    _check_object(item, path)
+    if "id" not in item:
+        _fail([*path, "id"], "This field is required.")
+    pk = _parse_pk(model, item["id"], [*path, "id"])
+    if pk in seen:
+        _fail([*path, "id"], "This record appears twice in this push.")
+    seen.add(pk)
+    return pk, _parse_base_version(item, path)
+
+
 def _parse_base_version(item, path):
     version = item.get("base_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
@@ -194,25 +206,12 @@ def _parse_entity(entity, lists, path):
         )
     for i, item in enumerate(lists.get("modified", [])):
         where = [*path, "modified", str(i)]
-        _check_object(item, where)
-        if "id" not in item:
-            _fail([*where, "id"], "This field is required.")
-        pk = _parse_pk(model, item["id"], [*where, "id"])
-        if pk in targets:
-            _fail([*where, "id"], "This record appears twice in this push.")
-        targets.add(pk)
-        version = _parse_base_version(item, where)
+        pk, version = _parse_target(model, item, where, targets)
         values = {k: v for k, v in item.items() if k != "base_version"}
         values = validate_record(entity, values, where, partial=True, serializer_class=serializer_class)
         modified.append((pk, version, values, item))
     for i, item in enumerate(lists.get("deleted", [])):
         where = [*path, "deleted", str(i)]
         _check_object(item, where, allowed=("id", "base_version"))
-        if "id" not in item:
-            _fail([*where, "id"], "This field is required.")
-        pk = _parse_pk(model, item["id"], [*where, "id"])
-        if pk in targets:
-            _fail([*where, "id"], "This record appears twice in this push.")
-        targets.add(pk)
-        deleted.append((pk, _parse_base_version(item, where), item))
+        deleted.append((*_parse_target(model, item, where, targets), item))
     return {"added": added, "modified": modified, "deleted": deleted}
