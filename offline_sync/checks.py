@@ -8,11 +8,11 @@ from .stamps import SUPPORTED_VENDORS
 
 @register(Tags.models)
 def check_synced_models(app_configs=None, **kwargs):
-    from .apps import synced_models
     from .models import SyncQuerySet
+    from .registry import get_registered_models
 
     errors = []
-    for model in synced_models():
+    for model in get_registered_models():
         if app_configs is not None and model._meta.app_config not in app_configs:
             continue
         label = model._meta.label
@@ -43,10 +43,10 @@ def check_synced_models(app_configs=None, **kwargs):
 
 @register(Tags.database)
 def check_database_vendor(databases=None, **kwargs):
-    from .apps import synced_models
+    from .registry import get_registered_models
 
     errors = []
-    for model in synced_models():
+    for model in get_registered_models():
         alias = router.db_for_write(model)
         if databases is not None and alias not in databases:
             continue

@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "offline_sync",
     "tests.testapp",
+    "tests.thirdparty",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

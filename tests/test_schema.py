@@ -201,6 +201,8 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
         "items_lww_push",
         "items_notes_pull",
         "items_pull",
+        "labels_pull",
+        "labels_push",
         "notes_lww_pull",
         "notes_lww_push",
         "notes_pull",

@@ -9,7 +9,7 @@ class SyncEntity:
     """One entity of an endpoint.
 
     - ``name``: its key in ``changes`` (``"products"``).
-    - ``model``: a ``SyncModel`` subclass.
+    - ``model``: a ``SyncModel`` subclass or a registered model.
     - ``fields``: wire fields; default: ``id``, ``version``, ``modified_on`` and
       every concrete field of the model.
     - ``filterset_class``: a django-filter ``FilterSet`` over the model; the
@@ -35,10 +35,13 @@ class SyncEntity:
         read_only_fields=(),
         serializer_class=None,
     ):
-        from ..models import SyncModel
+        from ..registry import is_registered
 
-        if not (isinstance(model, type) and issubclass(model, SyncModel)):
-            raise ImproperlyConfigured(f"SyncEntity {name!r}: {model!r} must subclass offline_sync.models.SyncModel.")
+        if not is_registered(model):
+            raise ImproperlyConfigured(
+                f"SyncEntity {name!r}: {model!r} is not synced: subclass offline_sync.models.SyncModel, "
+                "or call offline_sync.registry.register() for a model you don't own."
+            )
         self.name = name
         self.model = model
         self.fields = list(fields) if fields else default_fields(model)

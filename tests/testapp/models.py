@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from offline_sync.models import SyncModel
+from offline_sync.models import Conflict, SyncModel
 
 
 class Item(SyncModel):
@@ -21,3 +21,12 @@ class Note(SyncModel):
     text = models.TextField(blank=True)
 
     sync_scope_fields = ("owner",)
+
+
+class ConflictingItem(Conflict):
+    """The conflicts of items, as their own admin entry (offline_sync.admin.EntityConflictAdmin)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "conflicting item"
+        verbose_name_plural = "conflicting items"

@@ -1,5 +1,6 @@
 from offline_sync.rest_framework.entities import SyncEntity
 from offline_sync.rest_framework.views import ConflictDetectionSyncView, LastWriteWinsSyncView, ReadOnlySyncView
+from tests.thirdparty.models import Label
 
 from .filters import ItemFilter
 from .models import Item, Note
@@ -30,3 +31,9 @@ class NotePushView(LastWriteWinsSyncView):
 
 class ItemConflictView(ConflictDetectionSyncView):
     entities = [SyncEntity("items", Item, filterset_class=ItemFilter)]
+
+
+class LabelPushView(LastWriteWinsSyncView):
+    """A model of an app the project does not own (tests/thirdparty), registered."""
+
+    entities = [SyncEntity("labels", Label, scope=lambda request: {"owner": request.user})]
