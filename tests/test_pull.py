@@ -129,7 +129,7 @@ def test_page_size_defaults_and_maximum_come_from_settings(api):
     assert len(client.get(ITEMS, {"limit": 100}).json()["changes"]["items"]["records"]) == 2
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", ""])
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "", "²"])
 def test_bad_limit_is_a_validation_error(api, limit):
     response = api().get(ITEMS, {"limit": limit})
     assert response.status_code == 400
@@ -187,3 +187,12 @@ def test_purge_keeps_tombstones_within_retention(api):
     with override_settings(OFFLINE_SYNC={"TOMBSTONE_RETENTION": timedelta(hours=1)}):
         call_command("purge_tombstones")
     assert Tombstone.objects.count() == 1
+
+
+def test_throttling_answers_in_the_envelope_with_retry_after():
+    from rest_framework.exceptions import Throttled
+
+    from offline_sync.rest_framework.errors import sync_exception_handler
+
+    response = sync_exception_handler(Throttled(wait=7), {})
+    assert (response.status_code, response.data["error"], response["Retry-After"]) == (429, "throttled", "7")

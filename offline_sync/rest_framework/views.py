@@ -102,7 +102,7 @@ class SyncAPIView(APIView):
         raw = self.request.query_params.get("limit")
         if raw is None:
             return sync_settings.PAGE_SIZE
-        if not raw.isdigit() or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
             raise exceptions.ValidationError({"limit": ["Must be a positive integer."]})
         return min(int(raw), sync_settings.MAX_PAGE_SIZE)
 
