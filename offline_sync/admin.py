@@ -7,6 +7,7 @@ Resolving needs the ``offline_sync.resolve_conflict`` permission.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.contenttypes.models import ContentType
 from django.core import checks
@@ -55,7 +56,7 @@ class ConflictStatusListFilter(admin.SimpleListFilter):
 class ConflictAdmin(admin.ModelAdmin):
     """Conflicts: a filtered list, a side-by-side page per conflict, and its resolution."""
 
-    list_display = ("entity", "object_id", "kind", "user", "device_id", "status", "detected_on", "resolution")
+    list_display = ("entity", "object_id", "kind", "user", "device", "status", "detected_on", "resolution")
     list_filter = (
         ConflictStatusListFilter,
         "entity",
@@ -73,6 +74,10 @@ class ConflictAdmin(admin.ModelAdmin):
     @admin.display(description="object id", ordering="object_pk")
     def object_id(self, conflict):
         return conflict.object_pk
+
+    @admin.display(description="device", ordering="device_id")
+    def device(self, conflict):
+        return conflict.device_id
 
     # Permissions: viewing needs the view (or resolve) permission; nobody adds,
     # edits or deletes conflict rows; resolving needs resolve_conflict.
@@ -102,9 +107,9 @@ class ConflictAdmin(admin.ModelAdmin):
     # Views
 
     def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
         resolve_view = self.admin_site.admin_view(self.resolve_view)
-        return [path("<path:object_id>/resolve/", resolve_view, name="%s_%s_resolve" % info), *super().get_urls()]
+        name = f"{self.opts.app_label}_{self.opts.model_name}_resolve"
+        return [path("<path:object_id>/resolve/", resolve_view, name=name), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The resolution page: both versions side by side and, while pending, the choices."""
@@ -126,14 +131,13 @@ class ConflictAdmin(admin.ModelAdmin):
         current = conflicts.current_record(conflict, fmt, Conflict.objects.db)
         snapshot = conflict.server
         if pending:
-            diff = diff_conflict(conflict, current, entity.fields, model=entity.model)
+            diff = diff_for(conflict, entity, current)
             rows = format_diff(diff, [snapshot])
         else:
             # Resolved: the conflict as it was (snapshot against client), then the result.
-            diff = diff_conflict(conflict, snapshot, entity.fields, model=entity.model)
+            diff = diff_for(conflict, entity, snapshot)
             rows = format_diff(diff, [conflict.resolved_record])
         merge_possible = pending and not diff.server_deleted and not diff.client_deleted and bool(diff.differing)
-        info = self.opts.app_label, self.opts.model_name
         return {
             **self.admin_site.each_context(request),
             "title": f"Conflict: {conflict.entity} {conflict.object_pk}",
@@ -167,8 +171,15 @@ class ConflictAdmin(admin.ModelAdmin):
             "changed_since_detection": pending and (current or {}).get("version") != (snapshot or {}).get("version"),
             "result_version": (conflict.resolved_record or {}).get("version"),
             "record_url": self.get_record_admin_url(entity.model, conflict.object_pk) if current else None,
-            "resolve_url": reverse("admin:%s_%s_resolve" % info, args=[quote(conflict.pk)]),
+            "resolve_url": self.get_admin_url(request, "resolve", conflict.pk),
         }
+
+    def get_admin_url(self, request, view, *pks):
+        """The URL of this admin's ``change``, ``resolve`` or ``changelist`` view, keeping the list's filters."""
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_{view}"
+        url = reverse(name, args=[quote(pk) for pk in pks], current_app=self.admin_site.name)
+        context = {"opts": self.opts, "preserved_filters": self.get_preserved_filters(request)}
+        return add_preserved_filters(context, url)
 
     def get_record_admin_url(self, model, pk):
         """The admin change page of the conflicting record, when the site has one."""
@@ -190,10 +201,7 @@ class ConflictAdmin(admin.ModelAdmin):
             raise Http404
         if not self.has_resolve_permission(request, conflict):
             raise PermissionDenied
-        info = self.opts.app_label, self.opts.model_name
-        page = HttpResponseRedirect(
-            reverse("admin:%s_%s_change" % info, args=[quote(conflict.pk)], current_app=self.admin_site.name)
-        )
+        page = HttpResponseRedirect(self.get_admin_url(request, "change", conflict.pk))
 
         resolution = request.POST.get("resolution")
         if resolution not in Conflict.Resolution.values:
@@ -240,11 +248,11 @@ class ConflictAdmin(admin.ModelAdmin):
         label = Conflict.Resolution(resolution).label
         self.log_change(request, obj, f"Resolved: {label}.")
         self.message_user(request, f"Resolved {conflict.entity} {conflict.object_pk}: {label}.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:%s_%s_changelist" % info, current_app=self.admin_site.name))
+        return HttpResponseRedirect(self.get_admin_url(request, "changelist"))
 
     def get_merge_record(self, request, conflict, entity, current):
         """The merged record from the posted choices: ``(record, None)`` or ``(None, error)``."""
-        diff = diff_conflict(conflict, current, entity.fields, model=entity.model)
+        diff = diff_for(conflict, entity, current)
         if diff.client_deleted or not diff.differing:
             return None, "there is nothing to merge: keep the server version or apply the client version."
         picks = {row.field: request.POST.get(PICK_PREFIX + row.field) for row in diff.differing}
@@ -272,7 +280,7 @@ class ConflictAdmin(admin.ModelAdmin):
                 skipped += 1
                 continue
             try:
-                resolve_conflict(conflict, Conflict.Resolution.SERVER, None, by=request.user, request=request)
+                resolve_conflict(conflict, "server", None, by=request.user, request=request)
             except AlreadyResolved:
                 skipped += 1
                 continue
@@ -330,6 +338,11 @@ class EntityConflictAdmin(ConflictAdmin):
         return errors
 
 
+def diff_for(conflict, entity, server):
+    """The client's change of ``conflict`` against ``server`` over the entity's fields it may change."""
+    return diff_conflict(conflict, server, entity.fields, model=entity.model, read_only=entity.read_only_fields)
+
+
 def _parse_version(value):
     """The posted server version: an integer, or empty when the page showed the record deleted."""
     if value is None:
@@ -349,8 +362,8 @@ def _count(n):
 def _describe(detail):
     """A validation error's detail as one line: ``price: A valid number is required.``"""
     if isinstance(detail, dict):
-        # The API's top-level key ("client", "record") means nothing to staff.
-        if len(detail) == 1 and next(iter(detail)) in ("client", "record"):
+        # The API's top-level key ("client", "record", "detail") means nothing to staff.
+        if len(detail) == 1 and next(iter(detail)) in ("client", "record", "detail"):
             return _describe(next(iter(detail.values())))
         return "; ".join(f"{key}: {_describe(value)}" for key, value in detail.items())
     if isinstance(detail, list):

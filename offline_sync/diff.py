@@ -50,20 +50,18 @@ class RecordDiff:
     def differing(self):
         return tuple(f for f in self.fields if f.differs)
 
-    def get(self, field):
-        return next(f for f in self.fields if f.field == field)
-
 
 def data_fields(fields):
     """The wire fields a resolution can choose between: all but id, version and modified_on."""
     return [name for name in fields if name not in WIRE_META]
 
 
-def client_values(conflict):
-    """The client's side of a conflict: the fields it sent, or None for a deletion."""
+def client_values(conflict, read_only=()):
+    """The client's side of a conflict: the fields it sent (but read-only ones), or None for a deletion."""
     if conflict.kind == conflict.Kind.DELETED:
         return None
-    return {k: v for k, v in conflict.client.items() if k not in ("id", "base_version")}
+    ignored = {"id", "base_version", *read_only}
+    return {k: v for k, v in conflict.client.items() if k not in ignored}
 
 
 def diff_records(fields, server, client, *, model=None):
@@ -80,9 +78,12 @@ def diff_records(fields, server, client, *, model=None):
     return RecordDiff(tuple(rows), server_deleted=server is None, client_deleted=client is None)
 
 
-def diff_conflict(conflict, server, fields, *, model=None):
-    """The client's change of ``conflict`` against ``server`` (a wire record, None if deleted)."""
-    return diff_records(data_fields(fields), server, client_values(conflict), model=model)
+def diff_conflict(conflict, server, fields, *, model=None, read_only=()):
+    """The client's change of ``conflict`` against ``server`` (a wire record, None if deleted).
+
+    ``read_only`` fields count as not sent: applying the change never writes them.
+    """
+    return diff_records(data_fields(fields), server, client_values(conflict, read_only), model=model)
 
 
 def _same(model, name, a, b):

@@ -1,0 +1,140 @@
+"""The conflict admin in a real browser: Playwright driving Debian's chromium against the live server.
+
+Without playwright or /usr/bin/chromium these tests skip, except under CI=true
+where they fail: scripts/test installs both (``pip install -e .[test]``,
+``apt-get install chromium``).
+"""
+
+import os
+import uuid
+
+import pytest
+
+from offline_sync.models import Conflict
+from tests.testapp.models import Item
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+
+
+def unavailable(reason):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; under CI=true the browser tests must run: scripts/test installs it.", pytrace=False)
+    pytest.skip(f"{reason} (scripts/test installs it; under CI=true this fails instead of skipping)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed: pip install -e '.[test]'")
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
+    # Playwright's sync API runs an event loop in this thread, which Django's
+    # async-unsafe guard would take for async code calling the ORM.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def conflict(api, make_user):
+    """A pending conflict: alice changed "Kettle" from version 1, the server has version 2."""
+    item = Item.objects.create(name="Kettle", category="kitchen")
+    item.name = "Kettle (server)"
+    item.save()
+    alice = api(make_user("alice", perms="all"))
+    change = {"id": item.pk, "base_version": 1, "name": "Kettle (client)", "category": "<b>tea</b>"}
+    body = {"sync_id": str(uuid.uuid4()), "device_id": "phone-1", "changes": {"items": {"modified": [change]}}}
+    response = alice.post("/sync/items-cd/", body, format="json")
+    return Conflict.objects.get(pk=response.json()["conflicts"][0]["conflict_id"])
+
+
+@pytest.fixture
+def staff(make_user):
+    user = make_user("staff", perms=("view_conflict", "resolve_conflict"))
+    user.is_staff = True
+    user.save()
+    return user
+
+
+def open_conflict(page, conflict):
+    """Log in through the admin's form as staff who may resolve, then open the conflict from the list."""
+    page.goto("/admin/offline_sync/conflict/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.locator("#result_list").get_by_role("link", name="items", exact=True).click()
+    page.wait_for_url(f"**/admin/offline_sync/conflict/{conflict.pk}/change/")
+    name = page.locator("tr[data-field=name]")
+    assert "conflict-differs" in name.get_attribute("class")
+    assert name.locator("td").all_inner_texts()[:3] == ["Kettle (server)", "Kettle (server)", "Kettle (client)"]
+    assert page.locator("tr[data-field=category] td").all_inner_texts()[:3] == ["kitchen", "kitchen", "<b>tea</b>"]
+
+
+def pending_in_list(page):
+    page.goto("/admin/offline_sync/conflict/")
+    return page.locator("#result_list tbody tr").count() if page.locator("#result_list").count() else 0
+
+
+def test_apply_client_version(page, staff, conflict):
+    open_conflict(page, conflict)
+    page.get_by_role("button", name="Apply client version").click()
+    page.wait_for_url("**/admin/offline_sync/conflict/")
+    assert (
+        page.locator(".messagelist .success").inner_text()
+        == f"Resolved items {conflict.object_pk}: Apply client version."
+    )
+    item = Item.objects.get(pk=conflict.object_pk)
+    assert (item.name, item.category, item.version) == ("Kettle (client)", "<b>tea</b>", 3)
+    assert Conflict.objects.get(pk=conflict.pk).status == "resolved"
+    assert pending_in_list(page) == 0
+
+
+def test_keep_server_version(page, staff, conflict):
+    open_conflict(page, conflict)
+    page.get_by_role("button", name="Keep server version").click()
+    page.wait_for_url("**/admin/offline_sync/conflict/")
+    assert "Keep server version" in page.locator(".messagelist .success").inner_text()
+    item = Item.objects.get(pk=conflict.object_pk)
+    assert (item.name, item.category, item.version) == ("Kettle (server)", "kitchen", 2)
+    assert Conflict.objects.get(pk=conflict.pk).resolution == "server"
+    assert pending_in_list(page) == 0
+
+
+def test_a_record_changed_while_the_page_is_open_applies_nothing(page, staff, conflict):
+    open_conflict(page, conflict)
+    Item.objects.filter(pk=conflict.object_pk).update(name="Kettle (changed again)")
+    page.get_by_role("button", name="Apply client version").click()
+    page.wait_for_url(f"**/admin/offline_sync/conflict/{conflict.pk}/change/")
+    error = page.locator(".messagelist .error").inner_text()
+    assert "changed since this page was drawn (you saw version 2, it is now version 3)" in error
+    assert "Nothing was applied" in error
+    assert Item.objects.get(pk=conflict.object_pk).name == "Kettle (changed again)"
+    assert Conflict.objects.get(pk=conflict.pk).status == "pending"
+    # The page now shows the new server version.
+    assert page.locator("tr[data-field=name] td").first.inner_text() == "Kettle (changed again)"
+    assert pending_in_list(page) == 1
