@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -155,3 +156,18 @@ def test_the_sample_conflict_blocks_pushes_until_resolved(demo):
     status, body = call(base, "POST", "/api/sync/companies/", {**empty, "sync_id": str(uuid.uuid4())}, two)
     assert status == 200
     assert "555-0999" in {r["phone"] for r in body["changes"]["companies"]["records"]}
+
+
+def test_staff_see_the_sample_conflict_under_conflicting_companies(demo):
+    import http.cookiejar
+    import re
+
+    base, _ = demo
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    login = opener.open(f"{base}/admin/login/").read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login).group(1)
+    form = urllib.parse.urlencode({"username": "admin", "password": "admin", "csrfmiddlewaretoken": csrf})
+    opener.open(urllib.request.Request(f"{base}/admin/login/?next=/admin/", data=form.encode()))
+    page = opener.open(f"{base}/admin/crm/conflictingcompany/?status=all").read().decode()
+    assert "Conflicting companies" in page
+    assert "demo-phone" in page

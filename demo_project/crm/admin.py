@@ -1,6 +1,8 @@
 from django.contrib import admin
 
-from .models import Company
+from offline_sync.admin import EntityConflictAdmin
+
+from .models import Company, ConflictingCompany
 
 
 @admin.register(Company)
@@ -9,3 +11,8 @@ class CompanyAdmin(admin.ModelAdmin):
     search_fields = ["name", "address", "phone"]
     ordering = ["name"]
     readonly_fields = ["version", "modified_on"]
+
+
+@admin.register(ConflictingCompany)
+class ConflictingCompanyAdmin(EntityConflictAdmin):
+    synced_model = Company

@@ -1,6 +1,6 @@
 from django.db import models
 
-from offline_sync.models import SyncModel
+from offline_sync.models import Conflict, SyncModel
 
 
 class Company(SyncModel):
@@ -15,3 +15,12 @@ class Company(SyncModel):
 
     def __str__(self):
         return self.name
+
+
+class ConflictingCompany(Conflict):
+    """Conflicts on companies, as their own admin entry ("Conflicting companies")."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "conflicting company"
+        verbose_name_plural = "conflicting companies"
