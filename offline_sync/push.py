@@ -74,6 +74,8 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
             unknown[push.name] = sorted(missing, key=str)
     if unknown:
         raise RecordsNotFound(unknown)
+    for push in pushes:  # a modification that changes no field is a no-op, never a conflict
+        push.modified = [item for item in push.modified if item[2]]
     conflicts = []
     if detect_conflicts:
         for push in pushes:
@@ -82,7 +84,7 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
     connection = connections[using]
     id_map = {push.name: _add(push, connection) for push in pushes}
     for push in pushes:
-        rows = [(pk, values) for pk, _, values, _ in push.modified if pk in states[push.name] and values]
+        rows = [(pk, values) for pk, _, values, _ in push.modified if pk in states[push.name]]
         modify_rows(push.model, rows, using)
     for push in reversed(pushes):
         doomed = [pk for pk, _, _ in push.deleted if pk in states[push.name]]

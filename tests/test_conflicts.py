@@ -246,3 +246,11 @@ def test_signals_are_sent_after_commit(alice):
         conflict_resolved.disconnect(on_resolved)
     assert [c.pk for c in detected] == [conflict_id]
     assert resolved == [(conflict_id, "server", "alice")]
+
+
+def test_a_modification_that_changes_nothing_is_never_a_conflict(alice):
+    item = Item.objects.create(name="a")
+    item.save()
+    body = push(alice, {"items": {"modified": [{"id": item.pk, "base_version": 1}]}}).json()
+    assert body["conflicts"] == []
+    assert Item.objects.get(pk=item.pk).version == 2
