@@ -10,29 +10,32 @@ it did not send as they are (a partial ``modified`` record).
 it into batches of 999 parameters on SQLite; there one ``executemany`` does.
 """
 
+from django.db import transaction
 from django.utils import timezone
 
 from .stamps import next_stamp
 
 
 def insert_rows(model, objs, *, connection):
-    """Insert new ``objs`` with version 1 and a fresh stamp; set their primary keys."""
+    """``bulk_create`` in one statement (synced models get version 1 and a stamp); sets the primary keys."""
     if not objs:
         return
     if connection.vendor != "sqlite" or not _is_autoincrement(model):
-        model._default_manager.db_manager(connection.alias).bulk_create(objs)
+        model._base_manager.db_manager(connection.alias).bulk_create(objs)  # SyncQuerySet stamps synced models
         return
-    now, stamp = timezone.now(), next_stamp(connection)
+    from .registry import is_registered
+
+    if is_registered(model):
+        now, stamp = timezone.now(), next_stamp(connection)
+        for obj in objs:
+            obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
     fields = [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
-    rows = []
-    for obj in objs:
-        obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
-        rows.append([f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields])
+    rows = [[f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs]
     qn = connection.ops.quote_name
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), ", ".join(["%s"] * len(fields))
     )
-    with connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
         cursor.execute("SELECT last_insert_rowid()")
         last = cursor.fetchone()[0]

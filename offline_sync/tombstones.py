@@ -7,6 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from .bulk import insert_rows
 from .conf import sync_settings
 from .stamps import next_stamp
 
@@ -59,7 +60,7 @@ def record_for_queryset(queryset):
             stamp,
             [dict(zip(data, row[1 + len(scope) :])) for row in rows],
         )
-        Tombstone.objects.using(queryset.db).bulk_create(tombs, batch_size=1000)
+        insert_rows(Tombstone, tombs, connection=connections[queryset.db])
     return frozenset(row[0] for row in rows)
 
 
@@ -78,7 +79,7 @@ def record_scope_exits(model, before, after, stamp, using):
 
     rows = [(pk, *old) for pk, old in before.items() if pk in after and after[pk] != old]
     if rows:
-        Tombstone.objects.using(using).bulk_create(_build(model, rows, stamp), batch_size=1000)
+        insert_rows(Tombstone, _build(model, rows, stamp), connection=connections[using])
 
 
 @contextmanager

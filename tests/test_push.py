@@ -383,3 +383,24 @@ def test_the_number_of_queries_does_not_grow_with_the_push(writer, django_assert
 
     small, large = run(10), run(1000)
     assert small == large, (small, large)
+
+
+def test_deletes_add_only_djangos_delete_batches(writer):
+    """Deletes go through Django's collector (cascades, SET_NULL, signals stay exact); it deletes
+    100 rows per statement, so only those statements grow with the push."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def run(n):
+        Item.objects.bulk_create([Item(name="x") for _ in range(n)])
+        pks = list(Item.objects.values_list("pk", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            assert push(writer, {"items": {"deleted": [{"id": pk} for pk in pks]}}).status_code == 200
+        assert Tombstone.objects.count() >= n
+        return [q["sql"] for q in queries]
+
+    run(1)  # warm Django's content type cache
+    small, large = run(10), run(1000)
+    deletes = [sql for sql in large if sql.startswith('DELETE FROM "testapp_item"')]
+    assert len(deletes) == 10
+    assert len(large) - len(deletes) == len(small) - 1
