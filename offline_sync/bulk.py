@@ -6,11 +6,12 @@ instead: PostgreSQL joins ``unnest()`` of one array per column, SQLite runs one
 ``executemany``. Each field carries a flag per row, so a row leaves the fields
 it did not send as they are (a partial ``modified`` record).
 
-``insert_rows``: ``bulk_create`` is one INSERT on PostgreSQL, but Django splits
-it into batches of 999 parameters on SQLite; there one ``executemany`` does.
+``insert_rows``: Django's ``bulk_create`` binds one parameter per value (and on
+SQLite splits into batches of 999 of them). Here PostgreSQL gets one array per
+column through ``unnest()``, and SQLite one ``executemany``.
 """
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from .stamps import next_stamp
@@ -20,16 +21,77 @@ def insert_rows(model, objs, *, connection):
     """``bulk_create`` in one statement (synced models get version 1 and a stamp); sets the primary keys."""
     if not objs:
         return
-    if connection.vendor != "sqlite" or not _is_autoincrement(model):
-        model._base_manager.db_manager(connection.alias).bulk_create(objs)  # SyncQuerySet stamps synced models
-        return
     from .registry import is_registered
 
     if is_registered(model):
         now, stamp = timezone.now(), next_stamp(connection)
         for obj in objs:
             obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
-    fields = [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
+    auto = _is_autoincrement(model)
+    fields = [f for f in model._meta.concrete_fields if not (auto and f is model._meta.pk)]
+    if connection.vendor == "postgresql" and all(_array_type(f, connection) for f in fields):
+        pks = _insert_postgresql(model, fields, objs, connection, returning=auto)
+    elif connection.vendor == "sqlite" and auto:
+        pks = _insert_sqlite(model, fields, objs, connection)
+    else:
+        model._base_manager.db_manager(connection.alias).bulk_create(objs)
+        return
+    for pk, obj in zip(pks or (), objs):
+        obj.pk = pk
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _array_type(field, connection):
+    """The PostgreSQL array type of a field's column; None where unnest() cannot carry it."""
+    db_type = field.db_type(connection)
+    return None if not db_type or "[" in db_type else f"{db_type}[]"
+
+
+# Exact field classes (not subclasses, which may override it) whose
+# get_db_prep_save() returns a validated Python value unchanged on PostgreSQL:
+# skipping the call saves about a third of a bulk insert's Python time.
+_AS_IS_ON_POSTGRESQL = {
+    models.AutoField,
+    models.BigAutoField,
+    models.BigIntegerField,
+    models.BooleanField,
+    models.CharField,
+    models.DateTimeField,
+    models.DecimalField,
+    models.FloatField,
+    models.IntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.SmallIntegerField,
+    models.TextField,
+}
+
+
+def _postgresql_column(field, objs, connection):
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if type(target) in _AS_IS_ON_POSTGRESQL and type(field) in (*_AS_IS_ON_POSTGRESQL, models.ForeignKey):
+        return [field.pre_save(obj, add=True) for obj in objs]
+    return [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for obj in objs]
+
+
+def _insert_postgresql(model, fields, objs, connection, *, returning):
+    # One array parameter per column instead of one parameter per value.
+    qn = connection.ops.quote_name
+    columns = [_postgresql_column(f, objs, connection) for f in fields]
+    sql = "INSERT INTO {} ({}) SELECT * FROM unnest({})".format(
+        qn(model._meta.db_table),
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join(f"%s::{_array_type(f, connection)}" for f in fields),
+    )
+    if returning:
+        sql += f" RETURNING {qn(model._meta.pk.column)}"  # in the order of the arrays
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        return [row[0] for row in cursor.fetchall()] if returning else None
+
+
+def _insert_sqlite(model, fields, objs, connection):
     rows = [[f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs]
     qn = connection.ops.quote_name
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
@@ -41,9 +103,7 @@ def insert_rows(model, objs, *, connection):
         last = cursor.fetchone()[0]
     # This transaction holds SQLite's write lock and AUTOINCREMENT ids only
     # grow, so the rows just inserted hold the ids up to the last one, in order.
-    for pk, obj in zip(range(last - len(objs) + 1, last + 1), objs):
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, connection.alias
+    return range(last - len(objs) + 1, last + 1)
 
 
 def _is_autoincrement(model):
