@@ -72,8 +72,9 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
         states[push.name], gone[push.name], missing = _resolve(push, using, lock=detect_conflicts)
         if missing:
             unknown[push.name] = sorted(missing, key=str)
-    if unknown:
-        raise RecordsNotFound(unknown)
+    dangling = _dangling_foreign_keys(pushes, using)
+    if unknown or dangling:
+        raise RecordsNotFound({**unknown, **dangling})
     for push in pushes:  # a modification that changes no field is a no-op, never a conflict
         push.modified = [item for item in push.modified if item[2]]
     conflicts = []
@@ -120,6 +121,33 @@ def _resolve(push, using, *, lock):
     # A modification of a record deleted meanwhile stays deleted; deleting it again is a no-op.
     gone = {pk for pk, *_ in push.modified if pk in deleted_pks}
     return states, gone, missing - deleted_pks
+
+
+def _dangling_foreign_keys(pushes, using):
+    """Foreign keys of pushed records whose target does not exist or is outside the caller's scope.
+
+    One query per foreign key field; returns ``{entity: [{"local_id" or "id": ..., field: target}]}``.
+    """
+    visible = {push.model: push.query.visible for push in pushes}
+    dangling = {}
+    for push in pushes:
+        items = [({"local_id": local_id}, values) for local_id, values in push.added]
+        items += [({"id": pk}, values) for pk, _, values, _ in push.modified]
+        for field in push.model._meta.concrete_fields:
+            if not field.is_relation:
+                continue
+            wanted = {values[field.attname] for _, values in items if values.get(field.attname) is not None}
+            if not wanted:
+                continue
+            target = field.related_model
+            targets = visible.get(target, target._default_manager.all()).using(using)
+            found = set(targets.filter(pk__in=wanted).values_list("pk", flat=True))
+            dangling.setdefault(push.name, []).extend(
+                {**ref, field.name: values[field.attname]}
+                for ref, values in items
+                if values.get(field.attname) is not None and values[field.attname] not in found
+            )
+    return {name: refs for name, refs in dangling.items() if refs}
 
 
 def _conflicts_with(state, base_version, last_sync, rank, pk):

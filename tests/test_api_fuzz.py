@@ -25,7 +25,6 @@ import pytest
 import schemathesis
 from django.contrib.auth.models import Permission, User
 from django.core.wsgi import get_wsgi_application
-from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
@@ -88,54 +87,9 @@ def pushed_records(body):
                     yield entity, kind, record
 
 
-# Bugs the fuzzing found and that are not fixed yet. The requests that run into one are still sent,
-# but their responses are not checked; the test of each bug below is a strict xfail, so fixing the
-# bug makes it fail: then delete the bug here and in ``known_bug``.
-FOREIGN_KEY_ADDED = (
-    "BUG: an added record with a foreign key id (a note's `item`) is a 500 ValueError: push._add passes"
-    " the id under the field's name (`Note(item=3)`), not its attname (`item_id`)"
-)
-ID_OUT_OF_RANGE = (
-    "BUG: on SQLite, a modified or deleted record id beyond 64 bits (e.g. 2**63) is a 500 (OverflowError in"
-    " push._resolve's pk__in query), not the 404 not_found of an unknown id that PostgreSQL answers"
-)
-ON_SQLITE = connection.vendor == "sqlite"
-
-
-def known_bug(case):
-    """The reason, if ``case`` runs into a bug in ``offline_sync`` reported but not fixed yet."""
-    if case.method.upper() != "POST" or case.operation.path.startswith(CONFLICTS):
-        return None
-    for _, kind, record in pushed_records(case.body):
-        if kind == "added" and is_int(record.get("item")):
-            return FOREIGN_KEY_ADDED
-        if ON_SQLITE and kind != "added" and is_int(record.get("id")) and not -(2**63) <= record["id"] < 2**63:
-            return ID_OUT_OF_RANGE
-    return None
-
-
 def push(client, url, changes):
     body = {"sync_id": str(uuid.uuid4()), "last_sync": None, "changes": changes}
     return client.post(url, body, format="json")
-
-
-@pytest.mark.xfail(strict=True, reason=FOREIGN_KEY_ADDED)
-@pytest.mark.django_db(transaction=True)
-def test_bug_foreign_key_id_in_an_added_record(api, make_user):
-    client = api(make_user("writer", perms="all"))
-    client.raise_request_exception = False
-    item = Item.objects.create(name="parent")
-    response = push(client, "/sync/notes-lww/", {"notes": {"added": [{"local_id": "n", "item": item.pk}]}})
-    assert response.status_code == 200, response.content
-
-
-@pytest.mark.xfail(ON_SQLITE, strict=True, reason=ID_OUT_OF_RANGE)
-@pytest.mark.django_db(transaction=True)
-def test_bug_record_id_beyond_64_bits(api, make_user):
-    client = api(make_user("writer", perms="all"))
-    client.raise_request_exception = False
-    response = push(client, "/sync/items-lww/", {"items": {"deleted": [{"id": 2**63}]}})
-    assert response.status_code == 404, response.content
 
 
 class World:
@@ -266,8 +220,5 @@ def test_api(case):
     world.unblock(case)
     world.anchor(case)
     headers = {"Authorization": f"Token {world.token}"}
-    if known_bug(case):
-        case.call(BASE_URL, headers=headers)
-        return
     response = case.call_and_validate(BASE_URL, headers=headers, checks=CHECKS)
     world.learn(case, response)

@@ -404,3 +404,27 @@ def test_deletes_add_only_djangos_delete_batches(writer):
     deletes = [sql for sql in large if sql.startswith('DELETE FROM "testapp_item"')]
     assert len(deletes) == 10
     assert len(large) - len(deletes) == len(small) - 1
+
+
+def test_foreign_keys_are_ids_and_must_point_at_something_the_caller_may_see(api, make_user):
+    client = api(make_user("writer", perms="all"))
+    item = Item.objects.create(name="parent")
+    body = push(client, {"notes": {"added": [{"local_id": "n", "item": item.pk}]}}, url=NOTES).json()
+    note = Note.objects.get(pk=body["id_map"]["notes"]["n"])
+    assert note.item == item
+    before = snapshot()
+    response = push(
+        client,
+        {"notes": {"added": [{"local_id": "m", "item": 99999}], "modified": [{"id": note.pk, "item": 88888}]}},
+        url=NOTES,
+    )
+    assert response.status_code == 404
+    assert response.json()["detail"] == {"notes": [{"local_id": "m", "item": 99999}, {"id": note.pk, "item": 88888}]}
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("bad_id", [2**63, -(2**63) - 1, "12abc", 1.5])
+def test_ids_the_column_cannot_hold_are_validation_errors(writer, bad_id):
+    response = push(writer, {"items": {"deleted": [{"id": bad_id}]}})
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"changes": {"items": {"deleted": {"0": {"id": ["Not a valid id."]}}}}}

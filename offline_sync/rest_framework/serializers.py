@@ -8,6 +8,7 @@ looked up in the database.
 import uuid
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connections, router
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
@@ -29,14 +30,13 @@ class ForeignKeyIdField(serializers.Field):
 
     def __init__(self, model_field, **kwargs):
         self.target_pk = model_field.target_field
-        super().__init__(**kwargs)
+        # Validated data carries the column (item_id), ready for bulk writes.
+        super().__init__(source=model_field.attname, **kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, str)):
-            self.fail("invalid")
         try:
-            return self.target_pk.to_python(data)
-        except DjangoValidationError:
+            return parse_id(self.target_pk, data)
+        except ValueError:
             self.fail("invalid")
 
     def to_representation(self, value):
@@ -95,12 +95,25 @@ def _fail(path, message):
     raise ValidationError(detail)
 
 
-def _parse_pk(model, value, path):
+def parse_id(pk_field, value):
+    """A record id from JSON for ``pk_field``; ``ValueError`` unless the column could hold it."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        _fail(path, "Not a valid id.")
+        raise ValueError(value)
     try:
-        return model._meta.pk.to_python(value)
+        pk = pk_field.to_python(value)
     except DjangoValidationError:
+        raise ValueError(value) from None
+    if isinstance(pk, int):
+        low, high = connections[router.db_for_read(pk_field.model)].ops.integer_field_range(pk_field.get_internal_type())
+        if not (low is None or low <= pk) or not (high is None or pk <= high):
+            raise ValueError(value)
+    return pk
+
+
+def _parse_pk(model, value, path):
+    try:
+        return parse_id(model._meta.pk, value)
+    except ValueError:
         _fail(path, "Not a valid id.")
 
 
