@@ -133,19 +133,19 @@ def _dangling_foreign_keys(pushes, using):
     for push in pushes:
         items = [({"local_id": local_id}, values) for local_id, values in push.added]
         items += [({"id": pk}, values) for pk, _, values, _ in push.modified]
-        for field in push.model._meta.concrete_fields:
-            if not field.is_relation:
+        for fk in push.model._meta.concrete_fields:
+            if not fk.is_relation:
                 continue
-            wanted = {values[field.attname] for _, values in items if values.get(field.attname) is not None}
+            wanted = {values[fk.attname] for _, values in items if values.get(fk.attname) is not None}
             if not wanted:
                 continue
-            target = field.related_model
+            target = fk.related_model
             targets = visible.get(target, target._default_manager.all()).using(using)
             found = set(targets.filter(pk__in=wanted).values_list("pk", flat=True))
             dangling.setdefault(push.name, []).extend(
-                {**ref, field.name: values[field.attname]}
+                {**ref, fk.name: values[fk.attname]}
                 for ref, values in items
-                if values.get(field.attname) is not None and values[field.attname] not in found
+                if values.get(fk.attname) is not None and values[fk.attname] not in found
             )
     return {name: refs for name, refs in dangling.items() if refs}
 

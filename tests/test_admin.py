@@ -141,7 +141,7 @@ def test_the_list_shows_pending_conflicts_and_filters_and_searches(alice, api, m
 
 def test_the_page_shows_both_versions_and_highlights_the_differing_fields(alice, staff):
     item = changed_item(name="server name", category="same", price="3.50")
-    conflict = conflict_on(alice, item, name="client name", price=3.5)
+    conflict = conflict_on(alice, item, name="client name", price="3.5")
     Item.objects.filter(pk=item.pk).update(category="server moved on")  # version 3, after the detection
     html = shown(staff(), conflict)
 
@@ -152,7 +152,7 @@ def test_the_page_shows_both_versions_and_highlights_the_differing_fields(alice,
     classes, cells = row(html, "category")
     assert "conflict-differs" not in classes
     assert [text for _, text in cells[:3]] == ["server moved on", "same", "not sent (unchanged)"]
-    # 3.5 and "3.50" are one value: no difference to resolve.
+    # "3.5" and "3.50" are one value: no difference to resolve.
     assert "conflict-differs" not in row(html, "price")[0]
     assert "Server now (version 3)" in html
     assert "Server at detection (version 2)" in html

@@ -428,3 +428,11 @@ def test_ids_the_column_cannot_hold_are_validation_errors(writer, bad_id):
     response = push(writer, {"items": {"deleted": [{"id": bad_id}]}})
     assert response.status_code == 400
     assert response.json()["detail"] == {"changes": {"items": {"deleted": {"0": {"id": ["Not a valid id."]}}}}}
+
+
+@pytest.mark.parametrize(("field", "value"), [("name", 5), ("name", ["x"]), ("price", 1.5), ("category", True)])
+def test_values_of_the_wrong_json_type_are_refused(writer, field, value):
+    record = {"local_id": "a", "name": "x", field: value}
+    response = push(writer, {"items": {"added": [record]}})
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"changes": {"items": {"added": {"0": {field: ["Must be a string."]}}}}}

@@ -45,13 +45,30 @@ class ForeignKeyIdField(serializers.Field):
     default_error_messages = {"invalid": "Not a valid id."}
 
 
+class StrictTypeMixin:
+    """Refuse JSON values of another type (DRF would turn a number into a string)."""
+
+    default_error_messages = {"type": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("type")
+        return super().to_internal_value(data)
+
+
+def _strict(field_class):
+    return type(f"Strict{field_class.__name__}", (StrictTypeMixin, field_class), {})
+
+
 class SyncRecordSerializer(serializers.ModelSerializer):
-    """Default serializer of pushed records: strings kept exactly, foreign keys by id."""
+    """Default serializer of pushed records: strings and decimals as JSON strings, kept exactly; foreign keys by id."""
 
     def build_standard_field(self, field_name, model_field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)
         if issubclass(field_class, serializers.CharField):
             kwargs["trim_whitespace"] = False  # protocol 2: strings are stored exactly as sent
+        if issubclass(field_class, (serializers.CharField, serializers.DecimalField)):
+            field_class = _strict(field_class)  # protocol 2 and 7: decimals are strings; a wrong type is a 400
         return field_class, kwargs
 
     def build_relational_field(self, field_name, relation_info):
@@ -104,7 +121,9 @@ def parse_id(pk_field, value):
     except DjangoValidationError:
         raise ValueError(value) from None
     if isinstance(pk, int):
-        low, high = connections[router.db_for_read(pk_field.model)].ops.integer_field_range(pk_field.get_internal_type())
+        low, high = connections[router.db_for_read(pk_field.model)].ops.integer_field_range(
+            pk_field.get_internal_type()
+        )
         if not (low is None or low <= pk) or not (high is None or pk <= high):
             raise ValueError(value)
     return pk
