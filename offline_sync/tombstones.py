@@ -20,9 +20,15 @@ def scope_attnames(model):
     return [model._meta.get_field(name).attname for name in model.sync_scope_fields]
 
 
+def _data_fields(model):
+    # Binary values have no JSON form; a restored record gets the field's default.
+    skip = ("modified_on", "sync_stamp")
+    return [f for f in model._meta.concrete_fields if f.name not in skip and f.get_internal_type() != "BinaryField"]
+
+
 def data_attnames(model):
     """Columns a tombstone keeps to restore the record: every concrete field but the stamp."""
-    return [f.attname for f in model._meta.concrete_fields if f.name not in ("modified_on", "sync_stamp")]
+    return [f.attname for f in _data_fields(model)]
 
 
 def _build(model, rows, stamp, datas=None):
@@ -98,7 +104,7 @@ def record_deleted_instance(sender, instance, using, **kwargs):
     if any(model is sender and instance.pk in pks for model, pks in _recorded.get()):
         return
     row = (instance.pk, *(getattr(instance, a) for a in scope_attnames(sender)))
-    data = {a: getattr(instance, a) for a in data_attnames(sender)}
+    data = {f.attname: f.get_prep_value(getattr(instance, f.attname)) for f in _data_fields(sender)}
     Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using]), [data]))
 
 
