@@ -1,6 +1,9 @@
 """The OpenAPI schema of the sync endpoints (drf-spectacular, offline_sync.rest_framework.schema)."""
 
 import copy
+import itertools
+import json
+import re
 
 import jsonschema
 import pytest
@@ -8,12 +11,15 @@ from django.urls import path
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from offline_sync import exceptions
 from offline_sync.rest_framework import errors
 from offline_sync.rest_framework.entities import SyncEntity
+from offline_sync.rest_framework.serializers import SyncRecordSerializer, parse_push
 from offline_sync.rest_framework.views import ReadOnlySyncView
 from tests.testapp.filters import ItemFilter
 from tests.testapp.models import Item, Note
@@ -27,6 +33,23 @@ class ItemNoteReadWriteView(ReadOnlySyncView):
         SyncEntity("items", Item, filterset_class=ItemFilter),
         SyncEntity("notes", Note, scope=lambda request: {"owner": request.user}),
     ]
+
+    def post(self, request, *args, **kwargs):
+        return Response({})
+
+
+class ShortNameSerializer(SyncRecordSerializer):
+    """A project's own serializer: a shorter name, trimmed (DRF's default), and no price (sent, it is ignored)."""
+
+    name = serializers.CharField(max_length=20)
+
+    class Meta:
+        model = Item
+        fields = ["name", "category"]
+
+
+class ShortNamesView(ReadOnlySyncView):
+    entities = [SyncEntity("items", Item, serializer_class=ShortNameSerializer)]
 
     def post(self, request, *args, **kwargs):
         return Response({})
@@ -153,7 +176,8 @@ def test_pull_parameters(schema):
         assert not params["since"].get("required")
         assert not params["limit"].get("required")
     category = parameters(schema, "/sync/items/")["category"]
-    assert category == {"in": "query", "name": "category", "schema": {"type": "string"}}
+    # The form field refuses NUL characters (a 400), so the schema says so.
+    assert category == {"in": "query", "name": "category", "schema": {"type": "string", "pattern": "^[^\\u0000]*$"}}
     assert "category" in parameters(schema, "/sync/items-notes/")
     assert "category" not in parameters(schema, "/sync/notes/")
 
@@ -221,11 +245,13 @@ def test_push_request(rw_schema):
     operation = rw_schema["paths"]["/sync/rw/"]["post"]
     assert operation["requestBody"]["required"] is True
     push = body(rw_schema, operation["requestBody"])
-    assert set(push["required"]) == {"sync_id", "last_sync", "changes"}
+    assert push["required"] == ["sync_id"]  # last_sync may be null or omitted, changes omitted
+    assert push["additionalProperties"] is False
     assert push["properties"]["sync_id"]["format"] == "uuid"
     assert push["properties"]["last_sync"]["type"] == "string"
     assert push["properties"]["last_sync"]["nullable"] is True
-    assert push["properties"]["device_id"]["type"] == "string"
+    device_id = push["properties"]["device_id"]
+    assert (device_id["type"], device_id["maxLength"], device_id["nullable"]) == ("string", 200, True)
 
     changes = resolve(rw_schema, push["properties"]["changes"])
     assert set(changes["properties"]) == {"items", "notes"}
@@ -234,31 +260,242 @@ def test_push_request(rw_schema):
     items = resolve(rw_schema, changes["properties"]["items"])
     assert set(items["properties"]) == {"added", "modified", "deleted"}
     assert "required" not in items
+    assert items["additionalProperties"] is False
 
+    # Typed from the entity's serializer; the fields the server owns may be sent, and are ignored.
     added = resolve(rw_schema, items["properties"]["added"]["items"])
-    assert list(added["properties"]) == ["local_id", "name", "category", "price"]
+    assert list(added["properties"]) == ["local_id", "name", "category", "price", "id", "version", "modified_on"]
     assert set(added["required"]) == {"local_id", "name"}
-    assert added["properties"]["local_id"]["minLength"] == 1
-    assert added["properties"]["local_id"]["maxLength"] == 64
-    assert added["properties"]["price"]["type"] == "string"
+    assert added["additionalProperties"] is False
+    props = added["properties"]
+    assert props["local_id"]["minLength"] == 1
+    assert props["local_id"]["maxLength"] == 64
+    assert props["name"]["minLength"] == 1  # blank=False
+    assert props["name"]["maxLength"] == 200
+    assert "minLength" not in props["category"]  # blank=True
+    assert props["category"]["maxLength"] == 100
+    assert props["price"]["type"] == "string"  # a JSON string only (StrictTypeMixin)
+    assert props["price"]["format"] == "decimal"
+    for name in ("id", "version", "modified_on"):
+        assert "type" not in props[name]
+        assert props[name]["description"].startswith("Ignored")
 
     modified = resolve(rw_schema, items["properties"]["modified"]["items"])
-    assert list(modified["properties"]) == ["id", "base_version", "name", "category", "price"]
+    assert list(modified["properties"]) == ["id", "base_version", "name", "category", "price", "version", "modified_on"]
     assert modified["required"] == ["id"]  # partial: only the changed fields
-    assert modified["properties"]["id"] == {"type": "integer"}
-    assert modified["properties"]["base_version"]["type"] == "integer"
+    assert modified["additionalProperties"] is False
+    assert modified["properties"]["name"] == added["properties"]["name"]
+    record_id = modified["properties"]["id"]
+    assert record_id["type"] == "integer"
+    assert (record_id["minimum"], record_id["maximum"]) == (-(2**63), 2**63 - 1)  # a BigAutoField's range
+    base_version = modified["properties"]["base_version"]
+    assert (base_version["type"], base_version["minimum"], base_version["nullable"]) == ("integer", 1, True)
 
     deleted = resolve(rw_schema, items["properties"]["deleted"]["items"])
     assert list(deleted["properties"]) == ["id", "base_version"]
     assert deleted["required"] == ["id"]
+    assert deleted["additionalProperties"] is False
 
-    # A foreign key may name a parent added in the same push; the scope field is the server's.
+    # A foreign key is the parent's id only (no local references yet); the scope field is the server's.
     notes = resolve(rw_schema, changes["properties"]["notes"])
     note_added = resolve(rw_schema, notes["properties"]["added"]["items"])
-    assert list(note_added["properties"]) == ["local_id", "item", "text"]
-    branches = note_added["properties"]["item"]["oneOf"]
-    assert branches[0] == {"type": "integer", "nullable": True}
-    assert resolve(rw_schema, branches[1])["required"] == ["local_id"]
+    assert list(note_added["properties"]) == ["local_id", "item", "text", "id", "version", "modified_on", "owner"]
+    item = note_added["properties"]["item"]
+    assert (item["type"], item["nullable"], item["maximum"]) == ("integer", True, 2**63 - 1)
+    assert "oneOf" not in item
+    assert note_added["properties"]["owner"]["description"].startswith("Ignored")
+    assert "LocalRef" not in json.dumps(rw_schema)
+
+
+SYNC_ID = "6f1c2d9e-0b7a-4c55-9d1e-3f5a2b8c4d10"
+
+
+def push_body(**changes):
+    return {"sync_id": SYNC_ID, "changes": changes}
+
+
+# Push bodies for ItemNoteReadWriteView, and whether the server accepts them.
+PUSH_SAMPLES = [
+    ({"sync_id": SYNC_ID}, True),
+    ({"sync_id": SYNC_ID, "last_sync": None, "device_id": None, "changes": {}}, True),
+    ({"sync_id": SYNC_ID, "device_id": "d" * 200}, True),
+    ({"sync_id": SYNC_ID, "device_id": "d" * 201}, False),
+    ({"sync_id": SYNC_ID, "device_id": 7}, False),
+    ({"sync_id": SYNC_ID, "extra": 1}, False),
+    ({"last_sync": None, "changes": {}}, False),
+    ({"sync_id": SYNC_ID, "changes": None}, False),
+    (push_body(unknown={}), False),
+    (push_body(items={"created": []}), False),
+    (push_body(items={"added": None}), False),
+    (push_body(items={"added": [], "modified": [], "deleted": []}, notes={}), True),
+    (push_body(items={"added": [{"local_id": "a", "name": "x"}]}), True),
+    (push_body(items={"added": [{"local_id": "a", "name": " "}]}), True),  # not trimmed (protocol section 2)
+    (push_body(items={"added": [{"local_id": "a", "name": ""}]}), False),
+    (push_body(items={"added": [{"local_id": "a", "name": "x" * 201}]}), False),
+    (push_body(items={"added": [{"local_id": "a", "name": "a\x00b"}]}), False),
+    (push_body(items={"added": [{"local_id": "a", "name": 5}]}), False),
+    (push_body(items={"added": [{"local_id": "a"}]}), False),
+    (push_body(items={"added": [{"name": "x"}]}), False),
+    (push_body(items={"added": [{"local_id": "", "name": "x"}]}), False),
+    (push_body(items={"added": [{"local_id": "a", "name": "x", "colour": "red"}]}), False),
+    (push_body(items={"added": [{"local_id": "a", "name": "x", "base_version": 1}]}), False),
+    (push_body(items={"added": [{"local_id": "a", "name": "x", "id": 5, "version": "?", "modified_on": None}]}), True),
+    (push_body(items={"added": [{"local_id": "a", "name": "x", "category": ""}]}), True),
+    *(
+        (push_body(items={"added": [{"local_id": "a", "name": "x", "price": price}]}), ok)
+        for price, ok in [
+            ("12.50", True),
+            ("-0.5", True),
+            (".5", True),
+            ("007", True),
+            ("12345678.99", True),
+            ("", False),
+            ("-", False),
+            (".", False),
+            ("-.", False),
+            ("1.234", False),
+            ("123456789", False),
+            ("1,5", False),
+            ("NaN", False),
+            (12.5, False),
+            (None, False),
+        ]
+    ),
+    (push_body(items={"modified": [{"id": 1, "base_version": None, "name": "y"}]}), True),
+    (push_body(items={"modified": [{"id": 1, "base_version": 0}]}), False),
+    (push_body(items={"modified": [{"id": 1, "base_version": True}]}), False),
+    (push_body(items={"modified": [{"id": 2**63}]}), False),
+    (push_body(items={"modified": [{"id": 1.5}]}), False),
+    (push_body(items={"modified": [{"name": "y"}]}), False),
+    (push_body(items={"modified": [{"id": 1, "local_id": "a"}]}), False),
+    (push_body(items={"modified": [{"id": 1, "version": 3, "modified_on": "x"}]}), True),
+    (push_body(items={"modified": [{"id": 1, "name": ""}]}), False),
+    (push_body(items={"deleted": [{"id": 1, "base_version": None}]}), True),
+    (push_body(items={"deleted": [{"id": 1, "name": "x"}]}), False),
+    (push_body(items={"deleted": [{"id": 1, "version": 1}]}), False),
+    (push_body(notes={"added": [{"local_id": "n", "item": 1, "text": ""}]}), True),
+    (push_body(notes={"added": [{"local_id": "n", "item": None}]}), True),
+    (push_body(notes={"added": [{"local_id": "n", "owner": 99}]}), True),  # the scope field: the server sets it
+    (push_body(notes={"added": [{"local_id": "n", "item": {"local_id": "a"}}]}), False),  # no local refs yet
+    (push_body(notes={"added": [{"local_id": "n", "item": "1"}]}), None),  # the server also takes a numeric string
+    (push_body(notes={"added": [{"local_id": "n", "item": 2**63}]}), False),
+    (push_body(notes={"modified": [{"id": 1, "owner": 99, "text": "t"}]}), True),
+    (push_body(items={"added": [{"local_id": "a", "name": "x", "price": "1e5"}]}), None),  # see the decimal test
+]
+
+
+def server_accepts(body, entities):
+    try:
+        parse_push(body, entities)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("push", "accepted"), PUSH_SAMPLES)
+def test_push_schema_accepts_what_the_server_accepts(rw_schema, push, accepted):
+    request = rw_schema["paths"]["/sync/rw/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    valid = jsonschema.Draft202012Validator(as_json_schema(rw_schema, request)).is_valid(push)
+    server = server_accepts(push, ItemNoteReadWriteView.entities)
+    if accepted is None:  # the server is more lenient than the schema: what a client should send is the schema's
+        assert server
+        assert not valid
+    else:
+        assert (valid, server) == (accepted, accepted)
+
+
+def test_decimal_pattern_is_what_the_server_takes_in_plain_notation(rw_schema):
+    """Every string of digits, points and minus signs (up to 6) matches the pattern iff the server takes it."""
+    items = resolve(rw_schema, body(rw_schema, rw_schema["paths"]["/sync/rw/"]["post"]["requestBody"]))
+    items = resolve(rw_schema, resolve(rw_schema, items["properties"]["changes"])["properties"]["items"])
+    price = resolve(rw_schema, items["properties"]["added"]["items"])["properties"]["price"]
+    pattern = re.compile(price["pattern"])
+    field = SyncEntity("items", Item).get_serializer_class()().fields["price"]
+    assert field.max_digits - field.decimal_places == 8  # so "12345678" fits, "123456789" does not
+    for n in range(7):
+        for chars in itertools.product("019.-", repeat=n):
+            value = "".join(chars)
+            try:
+                field.run_validation(value)
+                takes = True
+            except ValidationError:
+                takes = False
+            assert bool(pattern.fullmatch(value)) == takes, value
+    assert pattern.fullmatch("12345678.99")
+    # Exponents, a "+" and spaces are taken too, but which fit depends on the exponent's value: described only.
+    for value in ("1e5", "+1", " 1 "):
+        field.run_validation(value)
+        assert not pattern.fullmatch(value)
+    assert "exponent" in price["description"]
+
+
+def test_pushed_fields_come_from_the_entitys_serializer(capsys):
+    schema = generate(
+        capsys, [path("sync/rw/", ItemNoteReadWriteView.as_view()), path("sync/s/", ShortNamesView.as_view())]
+    )
+    default = resolve(schema, {"$ref": "#/components/schemas/ItemsAdded"})
+    assert default["properties"]["name"]["maxLength"] == 200
+    push = body(schema, schema["paths"]["/sync/s/"]["post"]["requestBody"])
+    items = resolve(schema, resolve(schema, push["properties"]["changes"])["properties"]["items"])
+    added_ref = items["properties"]["added"]["items"]
+    assert added_ref == {"$ref": "#/components/schemas/ShortNamesItemsAdded"}  # not the default serializer's
+    added = resolve(schema, added_ref)
+    assert list(added["properties"]) == ["local_id", "name", "category", "id", "version", "modified_on", "price"]
+    name = added["properties"]["name"]
+    assert (name["minLength"], name["maxLength"]) == (1, 20)
+    assert not re.fullmatch(name["pattern"], "   ")  # DRF trims, then finds it blank
+    assert re.fullmatch(name["pattern"], " a ")
+    assert added["properties"]["price"]["description"].startswith("Ignored")  # the serializer does not write it
+
+    request = as_json_schema(
+        schema, schema["paths"]["/sync/s/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    )
+    for record, accepted in [
+        ({"name": "a" * 20, "price": "?"}, True),
+        ({"name": "a" * 21}, False),
+        ({"name": " "}, False),
+    ]:
+        push = push_body(items={"added": [{"local_id": "a", **record}]})
+        assert jsonschema.Draft202012Validator(request).is_valid(push) is accepted
+        assert server_accepts(push, ShortNamesView.entities) is accepted
+
+
+def test_resolution_request(schema):
+    operation = schema["paths"]["/sync/conflicts/{conflict_id}/resolve/"]["post"]
+    assert operation["requestBody"]["required"] is True
+    resolution = body(schema, operation["requestBody"])
+    keep, merge = (resolve(schema, branch) for branch in resolution["oneOf"])
+    assert resolve(schema, keep["properties"]["resolution"])["enum"] == ["server", "client"]
+    assert keep["required"] == ["resolution"]
+    assert resolve(schema, merge["properties"]["resolution"])["enum"] == ["merge"]
+    assert set(merge["required"]) == {"resolution", "record"}
+    assert merge["properties"]["record"]["type"] == "object"
+    assert keep["additionalProperties"] is False
+    assert merge["additionalProperties"] is False
+    mapping = resolution["discriminator"]["mapping"]
+    assert mapping == {
+        "server": resolution["oneOf"][0]["$ref"],
+        "client": resolution["oneOf"][0]["$ref"],
+        "merge": resolution["oneOf"][1]["$ref"],
+    }
+
+    validator = jsonschema.Draft202012Validator(
+        as_json_schema(schema, operation["requestBody"]["content"]["application/json"]["schema"])
+    )
+    for value in ({"resolution": "server"}, {"resolution": "client"}, {"resolution": "merge", "record": {}}):
+        assert validator.is_valid(value), value
+    for value in (
+        {},
+        {"resolution": "other"},
+        {"resolution": "server", "record": {}},  # a record with merge only
+        {"resolution": "merge"},
+        {"resolution": "merge", "record": None},
+        {"resolution": "client", "note": "x"},
+    ):
+        assert not validator.is_valid(value), value
+    # The response's resolution is one of the three.
+    resolved = ok(schema, "/sync/conflicts/{conflict_id}/resolve/", "post")
+    assert resolve(schema, resolved["properties"]["resolution"])["enum"] == ["server", "client", "merge"]
 
 
 def test_push_response(rw_schema):

@@ -7,12 +7,18 @@ endpoint from its ``entities`` (protocol sections 2, 3, 4 and 7):
   ``ItemsRecord`` (the wire record, typed from the model), ``ItemsChanges``
   (``records`` and ``deleted``) and, for endpoints that accept pushes,
   ``ItemsPushChanges``, ``ItemsAdded``, ``ItemsModified``, ``ItemsDeletion``;
+  pushed fields are typed from the entity's serializer (``get_serializer_class()``,
+  what ``serializers.validate_record()`` runs), so their constraints are the
+  server's; the fields a push may carry but the server ignores are listed too, and
+  any other key is refused (``additionalProperties: false``), as the server does;
 - per view (named after the view class without ``View``; ``ProductSyncView``
   gives ``ProductSync...``): ``ProductSyncPage`` (the pull response) and
   ``ProductSyncChanges``; with a ``post`` method also ``ProductSyncPush`` (the
   request), ``ProductSyncPushChanges``, ``ProductSyncIdMap`` and
   ``ProductSyncPushResult``;
-- shared: ``Error`` (the envelope), ``Conflict``, ``LocalRef``.
+- shared: ``Error`` (the envelope), ``Conflict``; for the conflicts API
+  ``PendingConflicts``, ``Resolution`` (``KeepResolution`` or ``MergeResolution``)
+  and ``ResolvedConflict``.
 
 If two endpoints carry entities with the same name but different models or
 fields, the later one's components get the view's name in front
@@ -23,10 +29,13 @@ entity's FilterSet; POST takes the filters (they choose the subset of the
 response). Operation ids end in ``_pull`` and ``_push``.
 """
 
+import json
 import re
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
+from django.core.validators import ProhibitNullCharactersValidator
+from django.db import connections, models, router
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import (
     ComponentIdentity,
@@ -43,6 +52,7 @@ from rest_framework import serializers
 
 from ..conf import sync_settings
 from ..records import WIRE_META
+from .serializers import SERVER_OWNED, ForeignKeyIdField, StrictTypeMixin
 
 # Every `error` code of the protocol (section 7), plus the ones DRF adds.
 ERROR_CODES = (
@@ -72,8 +82,8 @@ PULL_ERRORS = {
 }
 
 PUSH_ERRORS = {
-    400: "`validation_error`: bad JSON, types, missing or unknown fields or entities, duplicate or dangling "
-    "`local_id`; `detail` gives the path.",
+    400: "`validation_error`: bad JSON, types, missing or unknown fields or entities, the same `local_id` or "
+    "record twice in one entity's lists, a `last_sync` the server did not issue; `detail` gives the path.",
     401: "`not_authenticated`: no or bad credentials.",
     403: "`permission_denied`: the user may not make these changes.",
     404: "`not_found`: a record id (or a parent) that does not exist or is outside the caller's scope.",
@@ -85,6 +95,10 @@ PUSH_ERRORS = {
 }
 
 LOCAL_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+
+NO_NUL = "^[^\\u0000]*$"  # DRF's CharField refuses NUL characters (protocol section 2)
+
+IGNORED = {"description": "Ignored: the server owns this field; a value sent is not applied."}
 
 # Component names derived from an entity's base name, and from a view's.
 ENTITY_SUFFIXES = ("Record", "Changes", "PushChanges", "Added", "Modified", "Deletion")
@@ -159,6 +173,63 @@ def strip_meta(schema):
     return {k: v for k, v in schema.items() if k not in ("readOnly", "writeOnly", "description", "title", "default")}
 
 
+def id_type(pk_field):
+    """A record id as a push may send it (``serializers.parse_id()``): of the key's type, within its column's range."""
+    while pk_field.is_relation:
+        pk_field = pk_field.target_field
+    if isinstance(pk_field, models.UUIDField):
+        return build_basic_type(OpenApiTypes.UUID)
+    if not isinstance(pk_field, models.IntegerField):
+        return build_basic_type(OpenApiTypes.STR)
+    schema = build_basic_type(OpenApiTypes.INT)
+    ops = connections[router.db_for_read(pk_field.model)].ops
+    low, high = ops.integer_field_range(pk_field.get_internal_type())
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return schema
+
+
+def digits(low, high):
+    """A regular expression for ``low`` to ``high`` (None: any number of) ASCII digits."""
+    if high is None:
+        return "[0-9]*" if low == 0 else "[0-9]+"
+    return f"[0-9]{{{low},{high}}}"
+
+
+def decimal_pattern(field):
+    """The strings in plain notation that ``field`` (a DRF DecimalField) accepts: exactly these.
+
+    Leading zeros do not count as digits (``Decimal`` drops them), trailing ones after the point do. The
+    server also takes exponents (``"1e5"``), a ``+`` and surrounding spaces (Python's ``Decimal``), but
+    which of those fit ``max_digits`` depends on the exponent's value, which a regular expression cannot count.
+    """
+    places, max_digits = field.decimal_places, field.max_digits
+    whole = None if max_digits is None or places is None else max_digits - places
+    alternatives = []
+    if whole != 0:  # with digits before the point ("0" alone is one)
+        fraction = "\\.?" if places == 0 else f"(?:\\.{digits(0, places)})?"
+        alternatives.append(f"0*{digits(1, whole)}{fraction}")
+    if places != 0:  # with digits after it only
+        alternatives.append(f"0*\\.{digits(1, places)}")
+    if not alternatives:
+        return "^$"  # max_digits=0: no number fits
+    number = f"-?(?:{'|'.join(alternatives)})"
+    if field.allow_null:
+        number = f"(?:{number})?"  # a blank string is null
+    return f"^{number}$"
+
+
+class ForeignKeyIdFieldExtension(OpenApiSerializerFieldExtension):
+    """A pushed foreign key is the related record's id (``serializers.ForeignKeyIdField``)."""
+
+    target_class = ForeignKeyIdField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return id_type(self.target.target_pk)
+
+
 class SyncAutoSchema(AutoSchema):
     """Documents a ``SyncAPIView`` from its ``entities``; other views are left to ``AutoSchema``."""
 
@@ -166,8 +237,8 @@ class SyncAutoSchema(AutoSchema):
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
-        if operation and "requestBody" in operation and self.sync_entities():
-            operation["requestBody"]["required"] = True
+        if operation and "requestBody" in operation and (self.sync_entities() or self.conflicts_api()):
+            operation["requestBody"]["required"] = True  # a push or a resolution without a body is a 400
         return operation
 
     def get_operation_id(self):
@@ -234,9 +305,13 @@ class SyncAutoSchema(AutoSchema):
             if filterset_class is None:
                 continue
             for name, filter_field in filterset_class.base_filters.items():
+                refuses_nul = any(isinstance(v, ProhibitNullCharactersValidator) for v in filter_field.field.validators)
                 for parameter in extension.resolve_filter_field(
                     self, entity.model, filterset_class, name, filter_field
                 ):
+                    schema = parameter.get("schema", {})
+                    if refuses_nul and schema.get("type") == "string" and "pattern" not in schema:
+                        schema["pattern"] = NO_NUL  # the form field refuses it: a 400
                     # One query string feeds every entity's FilterSet: a shared name is one parameter.
                     parameters.setdefault(parameter["name"], parameter)
         return list(parameters.values())
@@ -246,19 +321,52 @@ class SyncAutoSchema(AutoSchema):
     def conflicts_api(self):
         return getattr(self.view, "conflicts_api", None)
 
+    def resolution_enum(self, name, values):
+        """A named enum of resolutions (named here, not by spectacular's enum hook, which would name
+        the branches' enums after their components)."""
+        return self.shared_component(name, lambda: {"type": "string", "enum": list(values)})
+
     def conflicts_request(self):
-        def build():
+        """``server`` or ``client`` without a ``record``, or ``merge`` with one; nothing else (protocol section 5)."""
+
+        def keep():
             return build_object_type(
-                description="How to resolve a conflict (protocol section 5).",
+                description="`server`: keep the server's record. `client`: apply the client's change over it.",
+                properties={"resolution": self.resolution_enum("KeepResolutionEnum", ("server", "client")).ref},
+                required=["resolution"],
+                additionalProperties=False,
+            )
+
+        def merge():
+            return build_object_type(
+                description="Apply these field values.",
                 properties={
-                    "resolution": {"type": "string", "enum": ["server", "client", "merge"]},
+                    "resolution": self.resolution_enum("MergeResolutionEnum", ("merge",)).ref,
                     "record": {
                         **build_basic_type(OpenApiTypes.OBJECT),
-                        "description": "With `merge` only: the field values to apply.",
+                        "description": "The field values to apply, checked like a pushed `modified` record of the "
+                        "conflict's entity: changed fields only, unknown fields refused (`400`).",
                     },
                 },
-                required=["resolution"],
+                required=["resolution", "record"],
+                additionalProperties=False,
             )
+
+        def build():
+            branches = {"KeepResolution": keep, "MergeResolution": merge}
+            refs = {name: self.shared_component(name, branch).ref["$ref"] for name, branch in branches.items()}
+            return {
+                "oneOf": [{"$ref": ref} for ref in refs.values()],
+                "discriminator": {
+                    "propertyName": "resolution",
+                    "mapping": {
+                        "server": refs["KeepResolution"],
+                        "client": refs["KeepResolution"],
+                        "merge": refs["MergeResolution"],
+                    },
+                },
+                "description": "How to resolve a conflict (protocol section 5): a `record` with `merge` only.",
+            }
 
         return self.shared_component("Resolution", build)
 
@@ -279,7 +387,7 @@ class SyncAutoSchema(AutoSchema):
                     properties={
                         "conflict_id": build_basic_type(OpenApiTypes.INT),
                         "status": {"type": "string", "enum": ["resolved"]},
-                        "resolution": {"type": "string", "enum": ["server", "client", "merge"]},
+                        "resolution": self.resolution_enum("ResolutionEnum", ("server", "client", "merge")).ref,
                         "record": nullable(
                             {**build_basic_type(OpenApiTypes.OBJECT), "description": "The record now; null if deleted."}
                         ),
@@ -289,7 +397,8 @@ class SyncAutoSchema(AutoSchema):
 
             ok = self.shared_component("ResolvedConflict", build).ref
             errors = {
-                400: "`validation_error`: an unknown resolution, or a merge record with bad values.",
+                400: "`validation_error`: an unknown resolution, a `record` without `merge` (or `merge` without "
+                "one), or a merge record with unknown fields or bad values.",
                 401: PULL_ERRORS[401],
                 403: "`permission_denied`: applying the change needs the entity's change (or delete) permission.",
                 404: "`not_found`: no such conflict of yours.",
@@ -383,6 +492,7 @@ class SyncAutoSchema(AutoSchema):
 
     def entity_component(self, entity, suffix, build):
         key = (entity.model._meta.label, tuple(entity.fields), tuple(read_only_fields(entity)))
+        key += (json.dumps(self.written_fields(entity), sort_keys=True, default=str),)  # its serializer's fields
         base = camel(entity.name)
         candidates = [base, f"{self.view_prefix()}{base}"]
         candidates += [f"{self.view_prefix()}{base}{n}" for n in range(2, 100)]
@@ -440,16 +550,6 @@ class SyncAutoSchema(AutoSchema):
 
         return self.shared_component("Conflict", build)
 
-    def local_ref_component(self):
-        def build():
-            return build_object_type(
-                description="A foreign key to a record added in the same push.",
-                properties={"local_id": LOCAL_ID},
-                required=["local_id"],
-            )
-
-        return self.shared_component("LocalRef", build)
-
     # --- per entity -------------------------------------------------------------
 
     def record_component(self, entity):
@@ -478,39 +578,91 @@ class SyncAutoSchema(AutoSchema):
 
         return self.entity_component(entity, "Changes", build)
 
-    def writable_properties(self, entity):
-        """Properties and required names of what a client may write, foreign keys also as ``LocalRef``."""
-        schema = self._map_serializer(record_serializer(entity), "request")
+    def written_fields(self, entity):
+        """``(properties, required)`` of the fields a push writes, from the entity's serializer.
+
+        These are the fields ``serializers.validate_record()`` hands to
+        ``entity.get_serializer_class()``: wire fields that neither the server
+        nor ``read_only_fields`` own. A foreign key is the related record's id.
+        """
+        serializer = entity.get_serializer_class()()
+        schema = self._map_serializer(serializer, "request")
+        owned = {*SERVER_OWNED, *entity.read_only_fields}
         properties, required = {}, []
         for name, prop in schema.get("properties", {}).items():
-            if prop.get("readOnly") or name == "id":
+            field = serializer.fields[name]
+            if field.read_only or name not in entity.fields or name in owned:
                 continue
-            field = entity.model._meta.get_field(name)
-            if isinstance(field, models.ForeignKey):
-                prop = {"oneOf": [prop, self.local_ref_component().ref]}
+            if isinstance(field, serializers.DecimalField) and (
+                isinstance(field, StrictTypeMixin) or prop.get("type") == "string"
+            ):
+                prop = self.decimal_string(field)  # StrictTypeMixin: strings only, whatever COERCE_DECIMAL_TO_STRING
+            elif isinstance(field, serializers.CharField) and prop.get("type") == "string":
+                prop = self.char_string(field, prop)
             properties[name] = prop
             if name in schema.get("required", ()):
                 required.append(name)
         return properties, required
 
+    def char_string(self, field, schema):
+        """A CharField's schema with what spectacular leaves out: not blank, no NUL (DRF refuses both)."""
+        schema = dict(schema)
+        if not field.allow_blank:
+            schema["minLength"] = max(schema.get("minLength", 0), 1)
+        if "pattern" not in schema and any(isinstance(v, ProhibitNullCharactersValidator) for v in field.validators):
+            # DRF trims before the blank check unless trim_whitespace=False (SyncRecordSerializer's).
+            non_blank = not field.allow_blank and field.trim_whitespace
+            schema["pattern"] = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$" if non_blank else NO_NUL
+        return schema
+
+    def decimal_string(self, field):
+        """A DecimalField's schema: a string (protocol section 2), exactly the plain notations it takes."""
+        schema = {
+            "type": "string",
+            "format": "decimal",
+            "maxLength": field.MAX_STRING_LENGTH,
+            "pattern": decimal_pattern(field),
+            "description": "A decimal as a string, in plain notation (`-1234.50`); the server also takes exponent "
+            "notation, a leading `+` and surrounding spaces when the value fits. Pulls answer plain notation.",
+        }
+        return nullable(schema) if field.allow_null else schema
+
+    def ignored_fields(self, entity, written, skip=()):
+        """Fields a pushed record may carry that the server drops: its own, read-only ones, others not written."""
+        names = [*WIRE_META, *SERVER_OWNED, *entity.read_only_fields, *entity.fields]  # WIRE_META first: its order
+        return {name: dict(IGNORED) for name in dict.fromkeys(names) if name not in written and name not in skip}
+
     def added_component(self, entity):
         def build():
-            properties, required = self.writable_properties(entity)
+            properties, required = self.written_fields(entity)
             return build_object_type(
-                description=f"A new `{entity.name}` record. The server assigns `id`; fields it owns are ignored.",
-                properties={"local_id": {**LOCAL_ID, "description": "Unique per entity in this push."}, **properties},
+                description=f"A new `{entity.name}` record. The server assigns `id`; fields it owns are ignored; "
+                "any other field is refused.",
+                properties={
+                    "local_id": {**LOCAL_ID, "description": "Unique per entity in this push."},
+                    **properties,
+                    **self.ignored_fields(entity, properties),
+                },
                 required=["local_id", *required],
+                additionalProperties=False,
             )
 
         return self.entity_component(entity, "Added", build)
 
     def modified_component(self, entity):
         def build():
-            properties, _ = self.writable_properties(entity)
+            properties, _ = self.written_fields(entity)
             return build_object_type(
-                description=f"A change to a `{entity.name}` record: `id` and the changed fields only.",
-                properties={"id": self.id_schema(entity), "base_version": self.base_version(), **properties},
+                description=f"A change to a `{entity.name}` record: `id` and the changed fields only. "
+                "Fields the server owns are ignored; any other field is refused.",
+                properties={
+                    "id": self.request_id(entity),
+                    "base_version": self.base_version(),
+                    **properties,
+                    **self.ignored_fields(entity, properties, skip=("id",)),
+                },
                 required=["id"],
+                additionalProperties=False,
             )
 
         return self.entity_component(entity, "Modified", build)
@@ -519,17 +671,26 @@ class SyncAutoSchema(AutoSchema):
         def build():
             return build_object_type(
                 description=f"A deleted `{entity.name}` record.",
-                properties={"id": self.id_schema(entity), "base_version": self.base_version()},
+                properties={"id": self.request_id(entity), "base_version": self.base_version()},
                 required=["id"],
+                additionalProperties=False,
             )
 
         return self.entity_component(entity, "Deletion", build)
+
+    def request_id(self, entity):
+        return {
+            **id_type(entity.model._meta.pk),
+            "description": "The record's id; once per entity and push, in `modified` or `deleted`.",
+        }
 
     def base_version(self):
         return {
             "type": "integer",
             "minimum": 1,
-            "description": "The version the client last saw; without it the server compares with `last_sync`.",
+            "nullable": True,
+            "description": "The version the client last saw; without it (or null) the server compares with "
+            "`last_sync`.",
         }
 
     def push_changes_component(self, entity):
@@ -595,13 +756,21 @@ class SyncAutoSchema(AutoSchema):
                 "last_sync": nullable(
                     {
                         **build_basic_type(OpenApiTypes.STR),
-                        "description": "The cursor of this client's last successful sync; null on the first.",
+                        "description": "The cursor of this client's last successful sync; null or omitted on the "
+                        "first. A cursor the server did not issue is a `400`.",
                     }
                 ),
-                "device_id": {**build_basic_type(OpenApiTypes.STR), "description": "Informational."},
+                "device_id": nullable(
+                    {
+                        **build_basic_type(OpenApiTypes.STR),
+                        "maxLength": 200,
+                        "description": "Informational: recorded with conflicts, so staff see which device.",
+                    }
+                ),
                 "changes": changes.ref,
             },
-            required=["sync_id", "last_sync", "changes"],
+            required=["sync_id"],
+            additionalProperties=False,
         )
 
     def build_push_result(self, entities):
