@@ -436,3 +436,32 @@ def test_values_of_the_wrong_json_type_are_refused(writer, field, value):
     response = push(writer, {"items": {"added": [record]}})
     assert response.status_code == 400
     assert response.json()["detail"] == {"changes": {"items": {"added": {"0": {field: ["Must be a string."]}}}}}
+
+
+def test_records_that_leave_a_field_to_its_default_mix_with_ones_that_send_it(writer):
+    added = [{"local_id": "a", "name": "a", "price": "2.50"}, {"local_id": "b", "name": "b"}]
+    assert push(writer, {"items": {"added": added}}).status_code == 200
+    assert sorted(str(p) for p in Item.objects.values_list("price", flat=True)) == ["0.00", "2.50"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "changes", "where"),
+    [
+        (
+            {},
+            {"items": {"added": [{"local_id": "a\x00", "name": "x"}]}},
+            ["changes", "items", "added", "0", "local_id"],
+        ),
+        ({"device_id": "ph\x00ne"}, {}, ["device_id"]),
+        ({}, {"items": {"modified": [{"id": 1, "version": "\x00"}]}}, ["changes", "items", "modified", "0", "version"]),
+    ],
+)
+def test_a_nul_anywhere_is_a_validation_error(writer, extra, changes, where):
+    Item.objects.create(name="x")
+    before = snapshot()
+    response = push(writer, changes, **extra)
+    detail = ["A NUL character cannot be stored."]
+    for key in reversed(where):
+        detail = {key: detail}
+    assert (response.status_code, response.json()["detail"]) == (400, detail)
+    assert snapshot() == before

@@ -7,7 +7,7 @@ DRF parsers read the stream directly. This one stops reading one byte past
 
 import json
 
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
 from ..conf import sync_settings
@@ -25,6 +25,26 @@ class SyncJSONParser(JSONParser):
         if len(raw) > limit:
             raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, limit)
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"Not valid UTF-8 JSON: {exc}") from None
+        if b"\\u0000" in raw:  # cheap test first; then find where
+            _refuse_nul(data, [])
+        return data
+
+
+def _refuse_nul(value, path):
+    """No NUL anywhere (keys included): PostgreSQL cannot store it in text or JSON (protocol 2)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            detail = ["A NUL character cannot be stored."]
+            for key in reversed(path or ["body"]):
+                detail = {key: detail}
+            raise ValidationError(detail)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul(item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, [*path, str(index)])
