@@ -465,3 +465,16 @@ def test_a_nul_anywhere_is_a_validation_error(writer, extra, changes, where):
         detail = {key: detail}
     assert (response.status_code, response.json()["detail"]) == (400, detail)
     assert snapshot() == before
+
+
+def test_a_lone_surrogate_is_a_validation_error(writer):
+    added = '[{"local_id": "a", "name": "x\\ud800"}]'
+    body = f'{{"sync_id": "{uuid.uuid4()}", "changes": {{"items": {{"added": {added}}}}}}}'
+    response = writer.post(ITEMS, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == {
+        "changes": {"items": {"added": {"0": {"name": ["Not valid Unicode: a lone surrogate."]}}}}
+    }
+    paired = body.replace("x\\ud800", "x\\ud83d\\ude00")
+    assert writer.post(ITEMS, data=paired, content_type="application/json").status_code == 200
+    assert Item.objects.get().name == "x\U0001f600"

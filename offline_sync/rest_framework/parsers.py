@@ -6,6 +6,7 @@ DRF parsers read the stream directly. This one stops reading one byte past
 """
 
 import json
+import re
 
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
@@ -28,23 +29,31 @@ class SyncJSONParser(JSONParser):
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"Not valid UTF-8 JSON: {exc}") from None
-        if b"\\u0000" in raw:  # cheap test first; then find where
-            _refuse_nul(data, [])
+        # Valid UTF-8 decodes to no NUL and no lone surrogate: only \u escapes
+        # can make them, so the body is walked only when it has such an escape.
+        if b"\\u0000" in raw:
+            _refuse(data, [], lambda text: "\x00" in text, "A NUL character cannot be stored.")
+        if _SURROGATE_ESCAPE.search(raw):
+            _refuse(data, [], _LONE_SURROGATE.search, "Not valid Unicode: a lone surrogate.")
         return data
 
 
-def _refuse_nul(value, path):
-    """No NUL anywhere (keys included): PostgreSQL cannot store it in text or JSON (protocol 2)."""
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse(value, path, is_bad, message):
+    """Refuse a string (keys included) that PostgreSQL cannot store in text or JSON (protocol 2)."""
     if isinstance(value, str):
-        if "\x00" in value:
-            detail = ["A NUL character cannot be stored."]
+        if is_bad(value):
+            detail = [message]
             for key in reversed(path or ["body"]):
                 detail = {key: detail}
             raise ValidationError(detail)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _refuse_nul(key, path)
-            _refuse_nul(item, [*path, key])
+            _refuse(key, path, is_bad, message)
+            _refuse(item, [*path, key], is_bad, message)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _refuse_nul(item, [*path, str(index)])
+            _refuse(item, [*path, str(index)], is_bad, message)
