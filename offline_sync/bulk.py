@@ -17,29 +17,37 @@ from django.utils import timezone
 from .stamps import next_stamp
 
 
-def insert_rows(model, objs, *, connection):
-    """``bulk_create`` in one statement (synced models get version 1 and a stamp); sets the primary keys."""
-    if not objs:
-        return
+def insert_rows(model, rows, *, connection):
+    """Insert ``rows`` (``{attname: value}``; absent fields take their defaults); return the new pks in order.
+
+    Rows of a synced model get version 1, the time and a fresh stamp. No
+    model instance is built on the fast paths: that alone cost a tenth of a push.
+    """
+    if not rows:
+        return []
     from .registry import is_registered
 
     if is_registered(model):
-        now, stamp = timezone.now(), next_stamp(connection)
-        for obj in objs:
-            obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
+        meta = {"version": 1, "modified_on": timezone.now(), "sync_stamp": next_stamp(connection)}
+        rows = [{**row, **meta} for row in rows]
+    pk = model._meta.pk
     auto = _is_autoincrement(model)
-    fields = [f for f in model._meta.concrete_fields if not (auto and f is model._meta.pk)]
-    if connection.vendor == "postgresql" and all(_array_type(f, connection) for f in fields):
-        pks = _insert_postgresql(model, fields, objs, connection, returning=auto)
-    elif connection.vendor == "sqlite" and auto:
-        pks = _insert_sqlite(model, fields, objs, connection)
-    else:
-        model._base_manager.db_manager(connection.alias).bulk_create(objs)
-        return
-    for pk, obj in zip(pks or (), objs):
-        obj.pk = pk
-    for obj in objs:
-        obj._state.adding, obj._state.db = False, connection.alias
+    fields = [f for f in model._meta.concrete_fields if not (auto and f is pk)]
+    plain = not any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in fields)
+    if plain and connection.vendor == "postgresql" and all(_array_type(f, connection) for f in fields):
+        columns = [_column(f, rows) for f in fields]
+        pks = _insert_postgresql(model, fields, columns, connection, returning=auto)
+        return pks if auto else columns[fields.index(pk)]
+    if plain and connection.vendor == "sqlite" and auto:
+        return _insert_sqlite(model, fields, [_column(f, rows) for f in fields], connection)
+    objs = [model(**row) for row in rows]  # auto_now fields, array columns, other databases
+    model._base_manager.db_manager(connection.alias).bulk_create(objs)
+    return [obj.pk for obj in objs]
+
+
+def _column(field, rows):
+    name = field.attname
+    return [row[name] if name in row else field.get_default() for row in rows]
 
 
 def _array_type(field, connection):
@@ -68,17 +76,17 @@ _AS_IS_ON_POSTGRESQL = {
 }
 
 
-def _postgresql_column(field, objs, connection):
+def _prepared_for_postgresql(field, values, connection):
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     if type(target) in _AS_IS_ON_POSTGRESQL and type(field) in (*_AS_IS_ON_POSTGRESQL, models.ForeignKey):
-        return [field.pre_save(obj, add=True) for obj in objs]
-    return [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for obj in objs]
+        return values
+    return [field.get_db_prep_save(value, connection) for value in values]
 
 
-def _insert_postgresql(model, fields, objs, connection, *, returning):
+def _insert_postgresql(model, fields, columns, connection, *, returning):
     # One array parameter per column instead of one parameter per value.
     qn = connection.ops.quote_name
-    columns = [_postgresql_column(f, objs, connection) for f in fields]
+    columns = [_prepared_for_postgresql(f, values, connection) for f, values in zip(fields, columns)]
     sql = "INSERT INTO {} ({}) SELECT * FROM unnest({})".format(
         qn(model._meta.db_table),
         ", ".join(qn(f.column) for f in fields),
@@ -91,8 +99,9 @@ def _insert_postgresql(model, fields, objs, connection, *, returning):
         return [row[0] for row in cursor.fetchall()] if returning else None
 
 
-def _insert_sqlite(model, fields, objs, connection):
-    rows = [[f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs]
+def _insert_sqlite(model, fields, columns, connection):
+    prepared = [[f.get_db_prep_save(value, connection) for value in values] for f, values in zip(fields, columns)]
+    rows = list(zip(*prepared))
     qn = connection.ops.quote_name
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), ", ".join(["%s"] * len(fields))
@@ -103,7 +112,7 @@ def _insert_sqlite(model, fields, objs, connection):
         last = cursor.fetchone()[0]
     # This transaction holds SQLite's write lock and AUTOINCREMENT ids only
     # grow, so the rows just inserted hold the ids up to the last one, in order.
-    return range(last - len(objs) + 1, last + 1)
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 def _is_autoincrement(model):

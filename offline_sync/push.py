@@ -11,7 +11,7 @@ modified ones with one UPDATE per entity (see bulk.py), deleted ones through
 from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections
+from django.db import connections, models
 
 from . import tombstones
 from .bulk import insert_rows, update_rows
@@ -67,6 +67,8 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
     the ``last_sync`` position) is not applied but returned as a conflict. The
     targets are locked first, so concurrent pushes cannot both pass the check.
     """
+    for push in pushes:
+        _use_columns(push)
     states, gone, unknown = {}, {}, {}
     for push in pushes:
         states[push.name], gone[push.name], missing = _resolve(push, using, lock=detect_conflicts)
@@ -96,6 +98,23 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
         gone={name: sorted(ids, key=str) for name, ids in gone.items()},
         conflicts=conflicts,
     )
+
+
+def _use_columns(push):
+    """Key validated values by column: a custom serializer may give a foreign key as ``item=<Item>``."""
+    model = push.model
+
+    def columns(values):
+        out = {}
+        for name, value in values.items():
+            field = model._meta.get_field(name)
+            if field.is_relation and isinstance(value, models.Model):
+                value = value.pk
+            out[field.attname] = value
+        return out
+
+    push.added = [(local_id, columns(values)) for local_id, values in push.added]
+    push.modified = [(pk, version, columns(values), sent) for pk, version, values, sent in push.modified]
 
 
 def _resolve(push, using, *, lock):
@@ -190,11 +209,9 @@ def _set_aside_conflicts(push, states, gone, last_sync, using):
 
 
 def _add(push, connection):
-    if not push.added:
-        return {}
-    objs = [push.model(**values, **push.server_values) for _, values in push.added]
-    insert_rows(push.model, objs, connection=connection)
-    return {local_id: obj.pk for (local_id, _), obj in zip(push.added, objs)}
+    rows = [{**values, **push.server_values} for _, values in push.added]
+    pks = insert_rows(push.model, rows, connection=connection)
+    return {local_id: pk for (local_id, _), pk in zip(push.added, pks)}
 
 
 def modify_rows(model, rows, using):

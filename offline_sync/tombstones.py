@@ -51,6 +51,10 @@ def _build(model, rows, stamp, datas=None):
     ]
 
 
+def _row(tombstone):
+    return {f.attname: getattr(tombstone, f.attname) for f in tombstone._meta.concrete_fields if not f.primary_key}
+
+
 def record_for_queryset(queryset):
     """Write tombstones for every row of ``queryset`` (about to be deleted); return their pks."""
     from .models import Tombstone
@@ -66,7 +70,7 @@ def record_for_queryset(queryset):
             stamp,
             [dict(zip(data, row[1 + len(scope) :])) for row in rows],
         )
-        insert_rows(Tombstone, tombs, connection=connections[queryset.db])
+        insert_rows(Tombstone, [_row(t) for t in tombs], connection=connections[queryset.db])
     return frozenset(row[0] for row in rows)
 
 
@@ -85,7 +89,7 @@ def record_scope_exits(model, before, after, stamp, using):
 
     rows = [(pk, *old) for pk, old in before.items() if pk in after and after[pk] != old]
     if rows:
-        insert_rows(Tombstone, _build(model, rows, stamp), connection=connections[using])
+        insert_rows(Tombstone, [_row(t) for t in _build(model, rows, stamp)], connection=connections[using])
 
 
 @contextmanager

@@ -94,11 +94,15 @@ PUSH_ERRORS = {
     429: "`throttled`: too many requests; retry after `Retry-After` seconds.",
 }
 
-LOCAL_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+# No string anywhere in a body may hold a NUL character (protocol section 2; SyncJSONParser).
+NO_NUL = "^[^\\u0000]*$"
 
-NO_NUL = "^[^\\u0000]*$"  # DRF's CharField refuses NUL characters (protocol section 2)
+LOCAL_ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL}
 
-IGNORED = {"description": "Ignored: the server owns this field; a value sent is not applied."}
+IGNORED = {
+    "description": "Ignored: the server owns this field; a value sent is not applied. Like every string "
+    "in a body, one in it may not hold a NUL character."
+}
 
 # Component names derived from an entity's base name, and from a view's.
 ENTITY_SUFFIXES = ("Record", "Changes", "PushChanges", "Added", "Modified", "Deletion")
@@ -764,6 +768,7 @@ class SyncAutoSchema(AutoSchema):
                     {
                         **build_basic_type(OpenApiTypes.STR),
                         "maxLength": 200,
+                        "pattern": NO_NUL,
                         "description": "Informational: recorded with conflicts, so staff see which device.",
                     }
                 ),
