@@ -121,20 +121,16 @@ def _is_autoincrement(model):
 
 
 def update_rows(model, rows, *, stamp, connection):
-    """Apply ``rows`` (``[(pk, {field name: value})]``) and bump their sync metadata."""
+    """Apply ``rows`` (``[(pk, {field name or attname: value})]``) and bump their sync metadata."""
     if not rows:
         return
-    names = sorted({name for _, values in rows for name in values})
-    fields = [model._meta.get_field(name) for name in names]
     meta = model._meta
     now = meta.get_field("modified_on").get_db_prep_save(timezone.now(), connection)
     columns = []  # (field, values, flags or None when every row sets it)
-    for field in fields:
-        flags = [field.name in values for _, values in rows]
-        prepped = [
-            field.get_db_prep_save(values[field.name], connection) if field.name in values else None
-            for _, values in rows
-        ]
+    for name in sorted({name for _, values in rows for name in values}):  # field names or attnames
+        field = meta.get_field(name)
+        flags = [name in values for _, values in rows]
+        prepped = [field.get_db_prep_save(values[name], connection) if name in values else None for _, values in rows]
         columns.append((field, prepped, None if all(flags) else flags))
     pks = [meta.pk.get_db_prep_save(pk, connection) for pk, _ in rows]
     if connection.vendor == "postgresql":

@@ -6,6 +6,8 @@
 deletions (instance, queryset, cascade) leave a ``Tombstone``.
 """
 
+import contextlib
+
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
@@ -25,14 +27,10 @@ class SyncQuerySet(models.QuerySet):
     def update(self, **kwargs):
         stamp = next_stamp(self._connection())
         kwargs.update(version=F("version") + 1, modified_on=timezone.now(), sync_stamp=stamp)
-        if not _touches_scope(self.model, kwargs):
+        if not tombstones.touches_scope(self.model, kwargs):
             return super().update(**kwargs)
-        with transaction.atomic(using=self.db, savepoint=False):
-            before = tombstones.scope_values(self)
-            rows = super().update(**kwargs)
-            after = tombstones.scope_values(self.model._base_manager.using(self.db).filter(pk__in=before))
-            tombstones.record_scope_exits(self.model, before, after, stamp, self.db)
-            return rows
+        with transaction.atomic(using=self.db, savepoint=False), tombstones.scope_exits(self, stamp):
+            return super().update(**kwargs)
 
     update.alters_data = True
 
@@ -70,11 +68,6 @@ class SyncQuerySet(models.QuerySet):
 
     def _connection(self):
         return connections[self.db]
-
-
-def _touches_scope(model, field_names):
-    scope = model.sync_scope_fields
-    return bool(scope) and any(model._meta.get_field(name).name in scope for name in field_names)
 
 
 SyncManager = models.Manager.from_queryset(SyncQuerySet, "SyncManager")
@@ -117,15 +110,15 @@ class SyncModel(models.Model):
                 self.version = 1
             if update_fields is not None:
                 update_fields = {*update_fields, *SYNC_FIELDS}
-            scope_changes = updating and _touches_scope(type(self), update_fields or self.sync_scope_fields)
-            if scope_changes:
-                before = tombstones.scope_values(type(self)._base_manager.using(using).filter(pk=self.pk))
-            super().save(*args, using=using, update_fields=update_fields, **kwargs)
+            exits = contextlib.nullcontext()
+            if updating and tombstones.touches_scope(type(self), update_fields or self.sync_scope_fields):
+                exits = tombstones.scope_exits(
+                    type(self)._base_manager.using(using).filter(pk=self.pk), self.sync_stamp
+                )
+            with exits:
+                super().save(*args, using=using, update_fields=update_fields, **kwargs)
             if updating:
                 self.refresh_from_db(using=using, fields=["version"])
-            if scope_changes:
-                after = {self.pk: tuple(getattr(self, a) for a in tombstones.scope_attnames(type(self)))}
-                tombstones.record_scope_exits(type(self), before, after, self.sync_stamp, using)
 
     save.alters_data = True
 

@@ -8,6 +8,7 @@ modified ones with one UPDATE per entity (see bulk.py), deleted ones through
 ``QuerySet.delete()`` (cascades and tombstones included).
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
@@ -220,11 +221,8 @@ def modify_rows(model, rows, using):
         return
     connection = connections[using]
     stamp = next_stamp(connection)
-    scope_names = set(model.sync_scope_fields)
-    moves_scope = scope_names and any(scope_names & values.keys() for _, values in rows)
-    if moves_scope:
-        before = tombstones.scope_values(model._base_manager.using(using).filter(pk__in=[pk for pk, _ in rows]))
-    update_rows(model, rows, stamp=stamp, connection=connection)
-    if moves_scope:
-        after = tombstones.scope_values(model._base_manager.using(using).filter(pk__in=list(before)))
-        tombstones.record_scope_exits(model, before, after, stamp, using)
+    exits = contextlib.nullcontext()
+    if tombstones.touches_scope(model, {name for _, values in rows for name in values}):
+        exits = tombstones.scope_exits(model._base_manager.using(using).filter(pk__in=[pk for pk, _ in rows]), stamp)
+    with exits:
+        update_rows(model, rows, stamp=stamp, connection=connection)

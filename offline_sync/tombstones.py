@@ -79,6 +79,22 @@ def scope_values(queryset):
     return {pk: tuple(rest) for pk, *rest in queryset.order_by().values_list("pk", *scope_attnames(queryset.model))}
 
 
+def touches_scope(model, field_names):
+    """Whether writing ``field_names`` (names or attnames) may change who can see a record."""
+    scope = model.sync_scope_fields
+    return bool(scope) and any(model._meta.get_field(name).name in scope for name in field_names)
+
+
+@contextmanager
+def scope_exits(rows, stamp):
+    """Around a write to the queryset ``rows``: tombstone, under its old scope, each row it moved out."""
+    model, using = rows.model, rows.db
+    before = scope_values(rows)
+    yield
+    after = scope_values(model._base_manager.using(using).filter(pk__in=list(before)))
+    record_scope_exits(model, before, after, stamp, using)
+
+
 def record_scope_exits(model, before, after, stamp, using):
     """Tombstone, under its old scope, each row whose scope values changed.
 

@@ -478,3 +478,12 @@ def test_a_lone_surrogate_is_a_validation_error(writer):
     paired = body.replace("x\\ud800", "x\\ud83d\\ude00")
     assert writer.post(ITEMS, data=paired, content_type="application/json").status_code == 200
     assert Item.objects.get().name == "x\U0001f600"
+
+
+def test_a_modified_foreign_key_is_written(api, make_user):
+    client = api(make_user("writer", perms="all"))
+    first, second = Item.objects.create(name="first"), Item.objects.create(name="second")
+    note = Note.objects.create(owner=client.user, item=first)
+    assert push(client, {"notes": {"modified": [{"id": note.pk, "item": second.pk}]}}, url=NOTES).status_code == 200
+    note.refresh_from_db()
+    assert (note.item, note.version) == (second, 2)

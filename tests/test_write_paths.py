@@ -151,3 +151,14 @@ def test_bulk_update_of_owner_tombstones_for_old_owner(django_user_model):
     notes[0].owner = bob
     Note.objects.bulk_update(notes, ["owner"])
     assert tombstoned(Note) == {str(notes[0].pk)}
+
+
+def test_bulk_rows_of_a_push_that_change_the_owner_tombstone_for_the_old_owner(django_user_model):
+    from offline_sync.push import modify_rows
+
+    alice, bob = (django_user_model.objects.create_user(name) for name in ("alice", "bob"))
+    moved, stays = Note.objects.create(owner=alice), Note.objects.create(owner=alice)
+    modify_rows(Note, [(moved.pk, {"owner_id": bob.pk}), (stays.pk, {"text": "edited"})], "default")
+    assert tombstoned(Note) == {str(moved.pk)}
+    assert Tombstone.objects.get().scope == {"owner_id": alice.pk}
+    assert (fresh(moved).owner, fresh(moved).version, fresh(stays).version) == (bob, 2, 2)
