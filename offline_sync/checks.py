@@ -8,36 +8,55 @@ from .stamps import SUPPORTED_VENDORS
 
 @register(Tags.models)
 def check_synced_models(app_configs=None, **kwargs):
-    from .models import SyncQuerySet
     from .registry import get_registered_models
 
     errors = []
     for model in get_registered_models():
-        if app_configs is not None and model._meta.app_config not in app_configs:
-            continue
-        label = model._meta.label
-        for role, manager in (("default", model._default_manager), ("base", model._base_manager)):
-            if not issubclass(manager._queryset_class, SyncQuerySet):
-                errors.append(
-                    Error(
-                        f"{label}'s {role} manager does not use SyncQuerySet, so its bulk writes are not synced.",
-                        hint="Build custom managers with SyncManager or SyncQuerySet.as_manager(), and if you "
-                        "declare Meta, inherit it (class Meta(SyncModel.Meta)) to keep base_manager_name.",
-                        obj=model,
-                        id="offline_sync.E001",
-                    )
+        if app_configs is None or model._meta.app_config in app_configs:
+            errors += check_model(model)
+    return errors
+
+
+def check_model(model):
+    """The configuration errors of one synced model."""
+    from .models import SyncQuerySet
+
+    errors = []
+    label = model._meta.label
+    for role, manager in (("default", model._default_manager), ("base", model._base_manager)):
+        if not issubclass(manager._queryset_class, SyncQuerySet):
+            errors.append(
+                Error(
+                    f"{label}'s {role} manager does not use SyncQuerySet, so its bulk writes are not synced.",
+                    hint="Build custom managers with SyncManager or SyncQuerySet.as_manager(), and if you "
+                    "declare Meta, inherit it (class Meta(SyncModel.Meta)) to keep base_manager_name.",
+                    obj=model,
+                    id="offline_sync.E001",
                 )
-        for name in model.sync_scope_fields:
-            try:
-                model._meta.get_field(name)
-            except Exception:
-                errors.append(
-                    Error(
-                        f"{label}.sync_scope_fields names {name!r}, which is not a field.",
-                        obj=model,
-                        id="offline_sync.E002",
-                    )
+            )
+    if model._base_manager.get_queryset().query.has_filters():
+        errors.append(
+            Error(
+                f"{label}'s base manager ({model._meta.base_manager_name or 'objects'}) filters rows, so the rows "
+                "it hides are never reported to devices as changed or deleted.",
+                hint="Keep the filtering manager as the default one and add an unfiltered SyncManager as the "
+                "base manager: all_objects = SyncManager(), and in class Meta(SyncModel.Meta): "
+                'base_manager_name = "all_objects".',
+                obj=model,
+                id="offline_sync.E004",
+            )
+        )
+    for name in model.sync_scope_fields:
+        try:
+            model._meta.get_field(name)
+        except Exception:
+            errors.append(
+                Error(
+                    f"{label}.sync_scope_fields names {name!r}, which is not a field.",
+                    obj=model,
+                    id="offline_sync.E002",
                 )
+            )
     return errors
 
 

@@ -84,7 +84,12 @@ def resolve(conflict_id, resolution, values=None, *, by, fmt, using, request=Non
     Raises ``AlreadyResolved`` when it was resolved otherwise before.
     """
     with transaction.atomic(using=using):
-        conflict = Conflict.objects.using(using).select_for_update().select_related("content_type").get(pk=conflict_id)
+        conflict = (
+            Conflict.objects.using(using)
+            .select_for_update(of=("self",))  # not the content type's row, which every push reads
+            .select_related("content_type")
+            .get(pk=conflict_id)
+        )
         if conflict.status == Conflict.Status.RESOLVED:
             if (conflict.resolution, conflict.resolution_input) != (resolution, request):
                 raise AlreadyResolved(conflict.resolution, conflict.resolved_record)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import tombstones
@@ -22,31 +22,68 @@ SYNC_FIELDS = ("version", "modified_on", "sync_stamp")
 
 
 class SyncQuerySet(models.QuerySet):
-    """QuerySet whose bulk writes keep the sync metadata of every row right."""
+    """QuerySet whose bulk writes keep the sync metadata of every row right.
+
+    Each write takes its stamp and writes its rows in one transaction (its own
+    in autocommit), on the write database, as Django's own writes do.
+    """
 
     def update(self, **kwargs):
-        stamp = next_stamp(self._connection())
-        kwargs.update(version=F("version") + 1, modified_on=timezone.now(), sync_stamp=stamp)
-        if not tombstones.touches_scope(self.model, kwargs):
-            return super().update(**kwargs)
-        with transaction.atomic(using=self.db, savepoint=False), tombstones.scope_exits(self, stamp):
-            return super().update(**kwargs)
+        self._for_write = True
+        with transaction.atomic(using=self.db, savepoint=False):
+            stamp = next_stamp(self._connection())
+            kwargs.update(version=F("version") + 1, modified_on=timezone.now(), sync_stamp=stamp)
+            if not tombstones.touches_scope(self.model, kwargs):
+                return super().update(**kwargs)
+            with tombstones.scope_exits(self, stamp) as locked:
+                return models.QuerySet.update(self._base().filter(pk__in=locked), **kwargs)
 
     update.alters_data = True
 
-    def bulk_create(self, objs, *args, **kwargs):
+    def bulk_create(self, objs, *args, update_conflicts=False, update_fields=None, unique_fields=None, **kwargs):
         objs = list(objs)
-        if objs:
+        if not objs:
+            return super().bulk_create(objs, *args, **kwargs)
+        self._for_write = True
+        with transaction.atomic(using=self.db, savepoint=False):
             now, stamp = timezone.now(), next_stamp(self._connection())
             for obj in objs:
                 obj.version, obj.modified_on, obj.sync_stamp = 1, now, stamp
-        return super().bulk_create(objs, *args, **kwargs)
+            if not update_conflicts:
+                return super().bulk_create(objs, *args, unique_fields=unique_fields, **kwargs)
+            return self._upsert(objs, args, kwargs, stamp, update_fields, unique_fields)
+
+    def _upsert(self, objs, args, kwargs, stamp, update_fields, unique_fields):
+        """``bulk_create(update_conflicts=True)``: rows it updates get a new version and the stamp.
+
+        New rows go in at version 0 and updated rows keep theirs (``version``
+        is not in the ``ON CONFLICT`` update), then one UPDATE adds 1 to both,
+        under the row locks the insert took: exact even when two upserts race
+        for one new key.
+        """
+        for obj in objs:
+            obj.version = 0
+        update_fields = [f for f in update_fields or () if f not in SYNC_FIELDS] + ["modified_on", "sync_stamp"]
+        exits = contextlib.nullcontext()
+        if tombstones.touches_scope(self.model, update_fields):
+            exits = tombstones.scope_exits(self._base().filter(_unique_match(self.model, objs, unique_fields)), stamp)
+        with exits:
+            created = super().bulk_create(
+                objs, *args, update_conflicts=True, update_fields=update_fields, unique_fields=unique_fields, **kwargs
+            )
+            rows = self._base().filter(sync_stamp=stamp).filter(_unique_match(self.model, objs, unique_fields))
+            models.QuerySet.update(rows, version=F("version") + 1)
+        versions = dict(rows.values_list("pk", "version"))
+        for obj in created:
+            obj.version = versions.get(obj.pk)  # None where the database returned no pk
+        return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         # Django's bulk_update writes through self.update(), which bumps the
         # metadata; read it back so the instances are not left stale.
         objs = list(objs)
         fields = [f for f in fields if f not in SYNC_FIELDS]
+        self._for_write = True
         with transaction.atomic(using=self.db, savepoint=False):
             rows = super().bulk_update(objs, fields, *args, **kwargs)
             fresh = {pk: meta for pk, *meta in self.filter(pk__in=[o.pk for o in objs]).values_list("pk", *SYNC_FIELDS)}
@@ -59,6 +96,7 @@ class SyncQuerySet(models.QuerySet):
 
     def delete(self):
         # One bulk insert of tombstones instead of one per row from the signal.
+        self._for_write = True
         with transaction.atomic(using=self.db, savepoint=False):
             doomed = tombstones.record_for_queryset(self)
             with tombstones.already_recorded(self.model, doomed):
@@ -69,8 +107,33 @@ class SyncQuerySet(models.QuerySet):
     def _connection(self):
         return connections[self.db]
 
+    def _base(self):
+        return self.model._base_manager.using(self.db)
+
+
+def _unique_match(model, objs, unique_fields):
+    """Q for the rows that ``objs`` collide with on ``unique_fields`` (pk when none are given)."""
+    names = [model._meta.pk.name if name == "pk" else name for name in unique_fields or ["pk"]]
+    attnames = [model._meta.get_field(name).attname for name in names]
+    match = Q(pk__in=[])
+    for obj in objs:
+        match |= Q(**{attname: getattr(obj, attname) for attname in attnames})
+    return match
+
 
 SyncManager = models.Manager.from_queryset(SyncQuerySet, "SyncManager")
+
+
+def saves_over_row(instance, using):
+    """Whether saving this new instance will UPDATE a row (``Model(pk=existing).save()``), as Django decides.
+
+    Such a save must continue that row's version, not restart it at 1. The row
+    is locked so that it cannot vanish before the UPDATE.
+    """
+    pk = instance._meta.pk
+    if instance.pk is None or pk.has_default() or pk.has_db_default():
+        return False  # Django inserts
+    return type(instance)._base_manager.using(using).filter(pk=instance.pk).select_for_update().exists()
 
 
 class SyncModel(models.Model):
@@ -101,8 +164,8 @@ class SyncModel(models.Model):
             return super().save(*args, using=using, update_fields=update_fields, **kwargs)  # Django's no-op
         using = using or router.db_for_write(type(self), instance=self)
         self.modified_on = timezone.now()
-        updating = not self._state.adding
         with transaction.atomic(using=using, savepoint=False):
+            updating = not self._state.adding or (not kwargs.get("force_insert") and saves_over_row(self, using))
             self.sync_stamp = next_stamp(connections[using])
             if updating:
                 self.version = F("version") + 1

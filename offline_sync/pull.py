@@ -7,14 +7,16 @@ cursor it returns (see stamps.py).
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import connections
-from django.db.models import Exists, OuterRef, Value
+from django.db.models import Exists, OuterRef, Q, Value
 from django.utils import timezone
 
 from .cursors import Position
 from .exceptions import CursorExpired
-from .records import RecordFormat, default_fields
+from .records import RecordFormat, default_fields, format_datetime
 from .stamps import watermark
 from .tombstones import purge_horizon
 
@@ -26,12 +28,29 @@ class EntityQuery:
     name: str
     subset: object  # QuerySet: the records this client keeps (scope and filters)
     visible: object  # QuerySet: the records the caller may see (scope only)
-    tombstone_scope: dict = field(default_factory=dict)  # scope values a tombstone must carry
+    tombstone_scope: dict = field(default_factory=dict)  # scope values a tombstone must carry, by attname
     fields: list = None  # wire fields; default: every concrete field
 
     def __post_init__(self):
         self.model = self.subset.model
         self.format = RecordFormat(self.model, self.fields or default_fields(self.model))
+        # Every row in the caller's scope, rows the default manager hides
+        # included: each change of one is sent, as a record while it is in the
+        # subset and as a deletion once it is not (filtered out, soft-deleted).
+        self.scoped = self.model._base_manager.filter(**self.tombstone_scope)
+        self.subset_is_scoped = self.subset.query.where == self.scoped.query.where
+
+
+class Change(NamedTuple):
+    """One item of the change stream: its position ``(stamp, rank, key)`` and what it says."""
+
+    stamp: int
+    rank: int  # the source: 2i for entity i's records, 2i + 1 for its tombstones
+    key: object  # the record's pk, or the tombstone's id
+    index: int  # the entity
+    kind: str  # "record", "left" (out of the subset), "tombstone", "covered" (a tombstone that says nothing)
+    pk: object  # the record's pk
+    row: tuple = None  # a record's wire columns
 
 
 @dataclass
@@ -43,8 +62,6 @@ class Page:
     server_time: object
 
     def as_dict(self):
-        from .records import format_datetime
-
         return {
             "full": self.full,
             "changes": self.changes,
@@ -59,28 +76,38 @@ def check_not_expired(since, using):
         raise CursorExpired()
 
 
-def pull(entities, since=None, limit=1000):
-    """Return the next ``Page`` of changes after ``since`` (a ``Position``; None: full)."""
-    using = entities[0].subset.db
-    check_not_expired(since, using)
-    upper = watermark(connections[using])
-    items = []  # (stamp, rank, key, entity index, kind, payload)
+def pull(entities, since=None, limit=1000, *, using=None):
+    """Return the next ``Page`` of changes after ``since`` (a ``Position``; None: full).
+
+    ``using``: the database to read, default the entities' read database. A
+    push passes its own, so that its answer is read inside its transaction.
+    """
+    using = using or entities[0].subset.db
+    upper, own = watermark(connections[using])
+    items = []  # Change
     for index, entity in enumerate(entities):
         if since is None:
-            items += _full_records(entity, index, upper, limit, using)
+            items += _full_records(entity, index, Q(sync_stamp__lt=upper), limit, using)
         else:
-            items += _changed_records(entity, index, since, upper, limit, using)
-            items += _tombstones(entity, index, since, upper, limit, using)
+            items += _changed_records(entity, index, since.after(2 * index) & Q(sync_stamp__lt=upper), limit, using)
+            items += _tombstones(
+                entity, index, since.after(2 * index + 1, key_field="id") & Q(sync_stamp__lt=upper), limit, using
+            )
+    # Checked after reading: a purge that committed meanwhile (and took
+    # tombstones this pull did not see) has raised the horizon by now.
+    check_not_expired(since, using)
     items.sort(key=lambda item: item[:3])
     has_more = len(items) > limit
     items = items[:limit]
     if has_more:
-        stamp, rank, key = items[-1][:3]
-        position = Position(stamp, rank, key)
+        last = items[-1]
+        position = Position(last.stamp, last.rank, last.key)
     elif since is not None and since.stamp >= upper:
         position = since
     else:
         position = Position(upper)
+    if own is not None and not has_more:
+        items += _own_changes(entities, own, limit - len(items), using)
     changes = {entity.name: _entity_changes(entity, index, items) for index, entity in enumerate(entities)}
     return Page(
         full=since is None,
@@ -91,40 +118,57 @@ def pull(entities, since=None, limit=1000):
     )
 
 
-def _full_records(entity, index, upper, limit, using):
+def _own_changes(entities, own, room, using):
+    """The current transaction's own changes (a push's), when they fit in ``room`` items.
+
+    They are above the watermark while an older transaction runs, so the
+    cursor does not cover them and a later pull sends them again; they are
+    added so that a push's answer always carries the pushed records.
+    """
+    at_own = Q(sync_stamp=own)
+    items = []
+    for index, entity in enumerate(entities):
+        items += _changed_records(entity, index, at_own, room, using)
+        items += _tombstones(entity, index, at_own, room, using)
+    return items if len(items) <= room else []
+
+
+def _full_records(entity, index, where, limit, using):
     rank = 2 * index
     columns = ["sync_stamp", *entity.format.columns]
-    rows = (
-        entity.subset.using(using)
-        .filter(sync_stamp__lt=upper)
-        .order_by("sync_stamp", "pk")
-        .values_list(*columns)[: limit + 1]
-    )
+    rows = entity.subset.using(using).filter(where).order_by("sync_stamp", "pk").values_list(*columns)[: limit + 1]
     pk_at = columns.index("pk")
-    return [(row[0], rank, row[pk_at], index, "record", row[1:]) for row in rows]
+    return [Change(row[0], rank, row[pk_at], index, "record", row[pk_at], row[1:]) for row in rows]
 
 
-def _changed_records(entity, index, since, upper, limit, using):
-    """Records the caller may see that changed after ``since``, each flagged in or out of the subset.
+def _changed_records(entity, index, where, limit, using):
+    """Rows in the caller's scope that changed (``where``), each flagged in or out of the subset.
 
-    Records that left the caller's scope are not here: a scope exit leaves a
+    Rows that left the caller's scope are not here: a scope exit leaves a
     tombstone under the old scope (see tombstones.py).
     """
     rank = 2 * index
-    rows = entity.visible.using(using).filter(since.after(rank), sync_stamp__lt=upper)
-    if entity.subset is entity.visible:  # no filters
+    rows = entity.scoped.using(using).filter(where)
+    if entity.subset_is_scoped:
         rows = rows.annotate(_in_subset=Value(True))
     else:
-        rows = rows.annotate(_in_subset=Exists(entity.subset.filter(pk=OuterRef("pk"))))
+        rows = rows.annotate(_in_subset=Exists(entity.subset.using(using).filter(pk=OuterRef("pk"))))
     columns = ["sync_stamp", "_in_subset", *entity.format.columns]
     rows = rows.order_by("sync_stamp", "pk").values_list(*columns)[: limit + 1]
     pk_at = columns.index("pk")
-    return [(row[0], rank, row[pk_at], index, "record" if row[1] else "left", row[2:]) for row in rows]
+    return [
+        Change(row[0], rank, row[pk_at], index, "record" if row[1] else "left", row[pk_at], row[2:]) for row in rows
+    ]
 
 
-def _tombstones(entity, index, since, upper, limit, using):
-    from django.contrib.contenttypes.models import ContentType
+def _tombstones(entity, index, where, limit, using):
+    """Tombstones matching the caller's scope (``where``).
 
+    One whose record is in the caller's scope again (moved back, restored) is
+    kept in the order but says nothing: that record's current state comes at
+    its own, later stamp, and deleting it would drop a record the device must
+    keep.
+    """
     from .models import Tombstone
 
     rank = 2 * index + 1
@@ -132,20 +176,26 @@ def _tombstones(entity, index, since, upper, limit, using):
     rows = (
         Tombstone.objects.using(using)
         .filter(content_type=ContentType.objects.db_manager(using).get_for_model(entity.model), **scope)
-        .filter(since.after(rank, key_field="id"), sync_stamp__lt=upper)
+        .filter(where)
         .order_by("sync_stamp", "id")
         .values_list("sync_stamp", "id", "object_pk")[: limit + 1]
     )
-    return [(stamp, rank, id_, index, "tombstone", object_pk) for stamp, id_, object_pk in rows]
+    pks = {object_pk: entity.format.pk_from_text(object_pk) for _, _, object_pk in rows}
+    back = set(entity.scoped.using(using).filter(pk__in=set(pks.values())).values_list("pk", flat=True)) if pks else ()
+    return [
+        Change(stamp, rank, id_, index, "covered" if pks[object_pk] in back else "tombstone", pks[object_pk])
+        for stamp, id_, object_pk in rows
+    ]
 
 
 def _entity_changes(entity, index, items):
+    """One entity's part of a page: each id once, in its latest state in the page."""
     fmt = entity.format
-    mine = [item for item in items if item[3] == index]
-    records = list(fmt.rows(item[5] for item in mine if item[4] == "record"))
-    # Still visible but no longer in the subset (a filter stopped matching): drop it.
-    deleted = [fmt.convert_pk(item[2]) for item in mine if item[4] == "left"]
-    deleted += [fmt.convert_pk(fmt.pk_from_text(item[5])) for item in mine if item[4] == "tombstone"]
-    # A record that exists now wins over an older tombstone in the same page.
-    kept = {record["id"] for record in records}
-    return {"records": records, "deleted": list(dict.fromkeys(pk for pk in deleted if pk not in kept))}
+    latest = {}
+    for item in items:
+        if item.index == index and item.kind != "covered":
+            latest.pop(item.pk, None)  # re-inserted, so the dict keeps the page's order
+            latest[item.pk] = item
+    records = list(fmt.rows(item.row for item in latest.values() if item.kind == "record"))
+    deleted = [fmt.convert_pk(pk) for pk, item in latest.items() if item.kind != "record"]
+    return {"records": records, "deleted": deleted}

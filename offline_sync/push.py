@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, models
+from django.db import connections, models, transaction
 
 from . import tombstones
 from .bulk import insert_rows, update_rows
@@ -130,14 +130,16 @@ def _resolve(push, using, *, lock):
     missing = targets - states.keys()
     if not missing:
         return states, set(), set()
-    by_text = {str(pk): pk for pk in missing}
+    # In scope but hidden from the caller now (a soft-deleted row, say): to the device it is deleted.
+    hidden = set(push.query.scoped.using(using).filter(pk__in=missing).values_list("pk", flat=True))
+    by_text = {str(pk): pk for pk in missing - hidden}
     scope = {f"scope__{name}": value for name, value in push.query.tombstone_scope.items()}
     deleted = Tombstone.objects.using(using).filter(
         content_type=ContentType.objects.db_manager(using).get_for_model(push.model),
         object_pk__in=list(by_text),
         **scope,
     )
-    deleted_pks = {by_text[text] for text in deleted.values_list("object_pk", flat=True)}
+    deleted_pks = hidden | {by_text[text] for text in deleted.values_list("object_pk", flat=True)}
     # A modification of a record deleted meanwhile stays deleted; deleting it again is a no-op.
     gone = {pk for pk, *_ in push.modified if pk in deleted_pks}
     return states, gone, missing - deleted_pks
@@ -220,9 +222,11 @@ def modify_rows(model, rows, using):
     if not rows:
         return
     connection = connections[using]
-    stamp = next_stamp(connection)
-    exits = contextlib.nullcontext()
-    if tombstones.touches_scope(model, {name for _, values in rows for name in values}):
-        exits = tombstones.scope_exits(model._base_manager.using(using).filter(pk__in=[pk for pk, _ in rows]), stamp)
-    with exits:
-        update_rows(model, rows, stamp=stamp, connection=connection)
+    with transaction.atomic(using=using, savepoint=False):
+        stamp = next_stamp(connection)
+        exits = contextlib.nullcontext()
+        if tombstones.touches_scope(model, {name for _, values in rows for name in values}):
+            targets = model._base_manager.using(using).filter(pk__in=[pk for pk, _ in rows])
+            exits = tombstones.scope_exits(targets, stamp)
+        with exits:
+            update_rows(model, rows, stamp=stamp, connection=connection)

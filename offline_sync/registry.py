@@ -8,9 +8,11 @@ behind its managers, and tombstones on delete. Call it from your
 ``AppConfig.ready()``.
 """
 
+import functools
+
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils import timezone
@@ -48,6 +50,7 @@ def register(model=None, *, scope_fields=()):
     _add_sync_fields(model)
     model.sync_scope_fields = tuple(scope_fields)
     _use_sync_querysets(model)
+    _save_in_one_transaction(model)
     uid = _uid(model)
     pre_save.connect(_before_save, sender=model, dispatch_uid=uid)
     post_save.connect(_after_save, sender=model, dispatch_uid=uid)
@@ -63,6 +66,7 @@ def unregister(model):
     uid = _uid(model)
     for signal in (pre_save, post_save, post_delete):
         signal.disconnect(sender=model, dispatch_uid=uid)
+    model.save = model.save.__wrapped__
     del _registered[model]
 
 
@@ -102,16 +106,36 @@ def _use_sync_querysets(model):
     model._meta._expire_cache()
 
 
+def _save_in_one_transaction(model):
+    """Wrap ``model.save`` in a transaction: the save writes the values, ``_after_save`` their stamp.
+
+    In autocommit (the admin, scripts) they would commit apart, and a pull in
+    between would see the new values at the old stamp and version.
+    """
+    save = model.save
+
+    @functools.wraps(save)
+    def synced_save(self, *args, using=None, **kwargs):
+        using = using or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            return save(self, *args, using=using, **kwargs)
+
+    model.save = synced_save
+
+
 def _before_save(sender, instance, raw=False, using=None, update_fields=None, **kwargs):
     if raw:
         return
     # The UPDATE that save() runs must not write back a stale version; the
     # bump itself happens in one SQL update after the save.
-    instance.version = 0 if instance._state.adding else F("version")
+    from .models import saves_over_row
+
+    updating = not instance._state.adding or saves_over_row(instance, using)
+    instance.version = F("version") if updating else 0
     scope = set(sender.sync_scope_fields)
-    if scope and not instance._state.adding and (update_fields is None or scope & set(update_fields)):
+    if scope and updating and (update_fields is None or scope & set(update_fields)):
         rows = sender._base_manager.using(using).filter(pk=instance.pk)
-        instance._sync_scope_before = tombstones.scope_values(rows)
+        instance._sync_scope_before = tombstones.scope_values(rows, lock=True)
 
 
 def _after_save(sender, instance, raw=False, using=None, **kwargs):

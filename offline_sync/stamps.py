@@ -6,16 +6,18 @@ below. So a transaction that began early and commits late can never land
 behind a cursor that was already handed out (see docs/architecture.md).
 
 - PostgreSQL: the stamp is the writing transaction's id (``pg_current_xact_id``,
-  64 bits, never wraps) and the watermark is the oldest transaction a fresh
-  snapshot sees running (or the snapshot's ``xmax``): every transaction with a
-  smaller id has finished. The reader's own transaction does not hold it back,
-  so a push's response includes the push's own changes.
+  64 bits, never wraps). The watermark is the oldest transaction id that may
+  still be running, read from a fresh snapshot (see ``_PG_WATERMARK``).
 - SQLite: one writer at a time holds the database lock from its first write to
   its commit, so a counter bumped inside the write is already in commit order;
   the watermark is the last committed value plus one.
+
+A stamp must be taken in the transaction that writes the rows it stamps:
+``next_stamp`` refuses to run in autocommit, where the stamp's transaction
+would commit before the rows, behind a cursor a pull may hand out in between.
 """
 
-from django.db import NotSupportedError
+from django.db import NotSupportedError, transaction
 
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
@@ -31,18 +33,31 @@ def _vendor(connection):
     return connection.vendor
 
 
-# LEAST skips NULL: with no other transaction running, the watermark is the
-# snapshot's xmax, or just past our own transaction's id if we wrote.
+# A snapshot's xmax is "latest completed xid + 1", and every xid from xmax up to
+# the newest one assigned belongs to a transaction still running, listed in no
+# xip. So the watermark is the smallest running xid in xip, else xmax. Our own
+# transaction is in neither: when it is the only one at or above xmax (its id
+# *is* xmax), nothing else can still write below our id + 1, and our own rows
+# are included. When other ids lie between xmax and ours, they are running: the
+# watermark stays at xmax, and the caller learns our own stamp (second column)
+# to add its own changes to the answer (see pull.py).
 _PG_WATERMARK = """
 SELECT LEAST(
     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x),
-    GREATEST(pg_snapshot_xmax(s)::text::bigint, COALESCE(pg_current_xact_id_if_assigned()::text::bigint + 1, 0))
-) FROM pg_current_snapshot() AS s
+    CASE WHEN pg_snapshot_xmax(s) = pg_current_xact_id_if_assigned()
+         THEN pg_snapshot_xmax(s)::text::bigint + 1
+         ELSE pg_snapshot_xmax(s)::text::bigint END
+), pg_current_xact_id_if_assigned()::text::bigint FROM pg_current_snapshot() AS s
 """
 
 
 def next_stamp(connection):
     """Return the stamp for rows written now, inside the current transaction."""
+    if not connection.in_atomic_block:
+        raise transaction.TransactionManagementError(
+            "offline_sync stamps must be taken inside the transaction that writes the rows: "
+            "wrap the write in transaction.atomic()."
+        )
     with connection.cursor() as cursor:
         if _vendor(connection) == "postgresql":
             cursor.execute("SELECT pg_current_xact_id()::text::bigint")
@@ -55,11 +70,18 @@ def next_stamp(connection):
 
 
 def watermark(connection):
-    """Return a stamp below which every row that will ever commit is committed now."""
+    """Return ``(watermark, own)``.
+
+    Every row that will ever commit with a stamp below ``watermark`` is
+    committed now. ``own`` is the stamp of the current transaction's own writes
+    when they are not below the watermark (PostgreSQL, another transaction
+    still running), else None.
+    """
     with connection.cursor() as cursor:
         if _vendor(connection) == "postgresql":
             cursor.execute(_PG_WATERMARK)
-        else:
-            cursor.execute(f"SELECT clock + 1 FROM {_STATE_TABLE} WHERE id = 1")
+            upper, own = cursor.fetchone()
+            return upper, own if own is not None and own >= upper else None
+        cursor.execute(f"SELECT clock + 1 FROM {_STATE_TABLE} WHERE id = 1")
         row = cursor.fetchone()
-        return row[0] if row else 1
+        return (row[0] if row else 1), None

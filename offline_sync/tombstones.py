@@ -4,7 +4,7 @@ import contextvars
 from contextlib import contextmanager
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, router, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from .bulk import insert_rows
@@ -31,10 +31,10 @@ def data_attnames(model):
     return [f.attname for f in _data_fields(model)]
 
 
-def _build(model, rows, stamp, datas=None):
+def _build(model, rows, stamp, using, datas=None):
     from .models import Tombstone
 
-    content_type = ContentType.objects.db_manager(router.db_for_write(Tombstone)).get_for_model(model)
+    content_type = ContentType.objects.db_manager(using).get_for_model(model)
     attnames = scope_attnames(model)
     now = timezone.now()
     datas = datas or [{}] * len(rows)
@@ -68,15 +68,24 @@ def record_for_queryset(queryset):
             model,
             [row[: 1 + len(scope)] for row in rows],
             stamp,
+            queryset.db,
             [dict(zip(data, row[1 + len(scope) :])) for row in rows],
         )
         insert_rows(Tombstone, [_row(t) for t in tombs], connection=connections[queryset.db])
     return frozenset(row[0] for row in rows)
 
 
-def scope_values(queryset):
-    """``{pk: (scope values...)}`` of the rows of ``queryset``, by the model's scope fields."""
-    return {pk: tuple(rest) for pk, *rest in queryset.order_by().values_list("pk", *scope_attnames(queryset.model))}
+def scope_values(queryset, *, lock=False):
+    """``{pk: (scope values...)}`` of the rows of ``queryset``, by the model's scope fields.
+
+    ``lock`` (before a write) takes the rows' locks first, in pk order: a
+    concurrent owner change must be waited for and its outcome read, or the
+    exit would be recorded under an owner the row no longer has.
+    """
+    rows = queryset.order_by("pk")
+    if lock:
+        rows = rows.select_for_update()
+    return {pk: tuple(rest) for pk, *rest in rows.values_list("pk", *scope_attnames(queryset.model))}
 
 
 def touches_scope(model, field_names):
@@ -87,10 +96,14 @@ def touches_scope(model, field_names):
 
 @contextmanager
 def scope_exits(rows, stamp):
-    """Around a write to the queryset ``rows``: tombstone, under its old scope, each row it moved out."""
+    """Around a write to the queryset ``rows``: tombstone, under its old scope, each row it moved out.
+
+    Yields the pks of the rows it locked: the write must touch only those, or a
+    row that began to match meanwhile would move without a tombstone.
+    """
     model, using = rows.model, rows.db
-    before = scope_values(rows)
-    yield
+    before = scope_values(rows, lock=True)
+    yield list(before)
     after = scope_values(model._base_manager.using(using).filter(pk__in=list(before)))
     record_scope_exits(model, before, after, stamp, using)
 
@@ -105,7 +118,7 @@ def record_scope_exits(model, before, after, stamp, using):
 
     rows = [(pk, *old) for pk, old in before.items() if pk in after and after[pk] != old]
     if rows:
-        insert_rows(Tombstone, [_row(t) for t in _build(model, rows, stamp)], connection=connections[using])
+        insert_rows(Tombstone, [_row(t) for t in _build(model, rows, stamp, using)], connection=connections[using])
 
 
 @contextmanager
@@ -125,7 +138,7 @@ def record_deleted_instance(sender, instance, using, **kwargs):
         return
     row = (instance.pk, *(getattr(instance, a) for a in scope_attnames(sender)))
     data = {f.attname: f.get_prep_value(getattr(instance, f.attname)) for f in _data_fields(sender)}
-    Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using]), [data]))
+    Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using]), using, [data]))
 
 
 def purge(*, dry_run=False, now=None, using="default"):

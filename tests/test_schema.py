@@ -219,6 +219,8 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
     assert sorted(ids) == [
         "conflicts_list",
         "conflicts_resolve",
+        "documents_pull",
+        "documents_push",
         "items_cd_pull",
         "items_cd_push",
         "items_lww_pull",
@@ -227,6 +229,7 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
         "items_pull",
         "labels_pull",
         "labels_push",
+        "notes_all_pull",
         "notes_lww_pull",
         "notes_lww_push",
         "notes_pull",

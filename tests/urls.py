@@ -13,6 +13,8 @@ urlpatterns = [
     path("sync/notes-lww/", views.NotePushView.as_view()),
     path("sync/items-cd/", views.ItemConflictView.as_view()),
     path("sync/labels/", views.LabelPushView.as_view()),
+    path("sync/notes-all/", views.StaffNotePullView.as_view()),
+    path("sync/documents/", views.DocumentPushView.as_view()),
     path("sync/conflicts/", include("offline_sync.rest_framework.urls")),
     re_path(r"^sync/", not_found_view),
 ]

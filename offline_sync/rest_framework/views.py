@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from .. import conflicts, idempotency
 from ..conf import sync_settings
 from ..cursors import Position
-from ..exceptions import PayloadTooLarge, UnresolvedConflicts
+from ..exceptions import CursorExpired, PayloadTooLarge, UnresolvedConflicts
 from ..pull import EntityQuery, check_not_expired, pull
 from ..push import EntityPush, apply_push
 from .errors import sync_exception_handler
@@ -155,7 +155,13 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
                     self.check_no_pending_conflicts(using)
                     outcome = self.apply(entities, queries, last_sync, device_id, using)
                     idempotency.store_outcome(claim, outcome, using)
-                page = pull(queries, since=last_sync, limit=limit).as_dict()
+                try:
+                    page = pull(queries, since=last_sync, limit=limit, using=using).as_dict()
+                except CursorExpired:
+                    if claim is not None:
+                        raise  # a purge committed meanwhile: roll the push back, 410, nothing applied
+                    # A retry answers its stored outcome, never 410 (which says "nothing was applied").
+                    page = pull(queries, since=None, limit=limit, using=using).as_dict()
         except IntegrityError:
             raise exceptions.ValidationError(
                 {"changes": ["The push breaks a database constraint (a unique value, say); nothing was applied."]}

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from offline_sync.models import Conflict, SyncModel
+from offline_sync.models import Conflict, SyncManager, SyncModel
 
 
 class Item(SyncModel):
@@ -30,3 +30,28 @@ class ConflictingItem(Conflict):
         proxy = True
         verbose_name = "conflicting item"
         verbose_name_plural = "conflicting items"
+
+
+class Tag(SyncModel):
+    """A model with a unique field, for upserts (``bulk_create(update_conflicts=True)``)."""
+
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+
+
+class ActiveManager(SyncManager):
+    def get_queryset(self):
+        return super().get_queryset().filter(active=True)
+
+
+class Document(SyncModel):
+    """Soft delete: the default manager hides inactive rows; the base manager sees every row."""
+
+    title = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+
+    objects = ActiveManager()
+    all_objects = SyncManager()
+
+    class Meta(SyncModel.Meta):
+        base_manager_name = "all_objects"

@@ -3,7 +3,7 @@ from offline_sync.rest_framework.views import ConflictDetectionSyncView, LastWri
 from tests.thirdparty.models import Label
 
 from .filters import ItemFilter
-from .models import Item, Note
+from .models import Document, Item, Note
 
 
 class ItemPullView(ReadOnlySyncView):
@@ -37,3 +37,15 @@ class LabelPushView(LastWriteWinsSyncView):
     """A model of an app the project does not own (tests/thirdparty), registered."""
 
     entities = [SyncEntity("labels", Label, scope=lambda request: {"owner": request.user})]
+
+
+class StaffNotePullView(ReadOnlySyncView):
+    """Every user's notes, unscoped (a staff view)."""
+
+    entities = [SyncEntity("notes", Note)]
+
+
+class DocumentPushView(LastWriteWinsSyncView):
+    """Soft-deleted documents are hidden by the default manager."""
+
+    entities = [SyncEntity("documents", Document)]
