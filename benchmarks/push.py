@@ -138,7 +138,7 @@ class Bench:
         from offline_sync.cursors import Position
         from offline_sync.stamps import watermark
 
-        return Position(watermark(self.connection)).encode()
+        return Position(watermark(self.connection)[0]).encode()
 
     # -- measuring ------------------------------------------------------------------------------------
 

@@ -12,11 +12,17 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from django.core import signing
 from django.db.models import Q
 
 from .exceptions import InvalidCursor
 
-_PREFIX = "1."  # the cursor format's version
+# The cursor format's version. "2." cursors are signed with the SECRET_KEY, so
+# a cursor that was edited, forged or truncated is refused, and no client can
+# make up a position (one past a change, to skip conflict detection, say).
+_PREFIX = "2."
+_UNSIGNED_PREFIX = "1."  # issued before signing: answered 410, so devices resync
+_SIGNER = signing.Signer(salt="offline_sync.cursor")
 
 
 @dataclass(frozen=True, order=False)
@@ -30,23 +36,26 @@ class Position:
         # sorts the same way in the database.
         key = self.key if self.key is None or isinstance(self.key, int) else str(self.key)
         raw = json.dumps([self.stamp, self.source, key], separators=(",", ":"))
-        return _PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return _PREFIX + _SIGNER.sign(base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
 
     @classmethod
     def decode(cls, text, field="since"):
-        """Parse a cursor from ``field`` of a request; ``InvalidCursor`` if it is not one."""
+        """Parse a cursor from ``field`` of a request; ``InvalidCursor`` if this server did not issue it.
+
+        A well-formed cursor of the unsigned format this server issued before
+        comes back as ``EXPIRED``: below every purge horizon, it answers 410.
+        """
+        if not isinstance(text, str):
+            raise InvalidCursor(field)
         try:
-            if not isinstance(text, str) or not text.startswith(_PREFIX):
+            if text.startswith(_UNSIGNED_PREFIX):
+                _parse(text[len(_UNSIGNED_PREFIX) :])
+                return EXPIRED
+            if not text.startswith(_PREFIX):
                 raise ValueError
-            body = text[len(_PREFIX) :]
-            stamp, source, key = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-            if not (isinstance(stamp, int) and isinstance(source, int) and stamp >= 0 and source >= -1):
-                raise ValueError
-            if source >= 0 and not isinstance(key, (int, str)):
-                raise ValueError
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            return cls(*_parse(_SIGNER.unsign(text[len(_PREFIX) :])))
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, signing.BadSignature):
             raise InvalidCursor(field) from None
-        return cls(stamp, source, key)
 
     def covers(self, stamp, rank, key):
         """True if a change at ``(stamp, rank, key)`` is at or before this position."""
@@ -63,3 +72,15 @@ class Position:
         if rank > self.source:
             return Q(sync_stamp__gte=self.stamp)
         return Q(sync_stamp__gt=self.stamp) | Q(sync_stamp=self.stamp, **{f"{key_field}__gt": self.key})
+
+
+EXPIRED = Position(-1)
+
+
+def _parse(body):
+    stamp, source, key = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    if not (isinstance(stamp, int) and isinstance(source, int) and stamp >= 0 and source >= -1):
+        raise ValueError
+    if source >= 0 and not isinstance(key, (int, str)):
+        raise ValueError
+    return stamp, source, key

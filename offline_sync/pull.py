@@ -14,7 +14,7 @@ from django.db import connections
 from django.db.models import Exists, OuterRef, Q, Value
 from django.utils import timezone
 
-from .cursors import Position
+from .cursors import EXPIRED, Position
 from .exceptions import CursorExpired
 from .records import RecordFormat, default_fields, format_datetime
 from .stamps import watermark
@@ -82,6 +82,8 @@ def pull(entities, since=None, limit=1000, *, using=None):
     ``using``: the database to read, default the entities' read database. A
     push passes its own, so that its answer is read inside its transaction.
     """
+    if since is EXPIRED:
+        raise CursorExpired()
     using = using or entities[0].subset.db
     upper, own = watermark(connections[using])
     items = []  # Change

@@ -20,7 +20,7 @@ from ..exceptions import CursorExpired, PayloadTooLarge, UnresolvedConflicts
 from ..pull import EntityQuery, check_not_expired, pull
 from ..push import EntityPush, apply_push
 from .errors import sync_exception_handler
-from .parsers import SyncJSONParser
+from .parsers import SyncJSONParser, SyncRequest
 from .permissions import SyncModelPermissions
 from .schema import SyncAutoSchema
 from .serializers import parse_push
@@ -37,6 +37,15 @@ class SyncAPIView(APIView):
 
     def get_exception_handler(self):
         return sync_exception_handler
+
+    def initialize_request(self, request, *args, **kwargs):
+        return SyncRequest(
+            request,
+            parsers=self.get_parsers(),
+            authenticators=self.get_authenticators(),
+            negotiator=self.get_content_negotiator(),
+            parser_context=self.get_parser_context(request),
+        )
 
     # Protocol section 7 orders the checks: authentication, then the request's
     # shape and values, then permission. DRF checks permission in initial(), so
