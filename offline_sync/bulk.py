@@ -11,7 +11,7 @@ SQLite splits into batches of 999 of them). Here PostgreSQL gets one array per
 column through ``unnest()``, and SQLite one ``executemany``.
 """
 
-from django.db import models, transaction
+from django.db import NotSupportedError, models, transaction
 from django.utils import timezone
 
 from .stamps import next_stamp
@@ -21,28 +21,64 @@ def insert_rows(model, rows, *, connection):
     """Insert ``rows`` (``{attname: value}``; absent fields take their defaults); return the new pks in order.
 
     Rows of a synced model get version 1, the time and a fresh stamp. No
-    model instance is built on the fast paths: that alone cost a tenth of a push.
+    model instance is built on the fast paths: that alone cost a tenth of a
+    push. A multi-table child gets one INSERT per table, parents first. A
+    field with a database default that a row leaves out gets that default:
+    such rows go in a statement of their own, without the column.
     """
     if not rows:
         return []
     from .registry import is_registered
 
+    now = timezone.now()
     if is_registered(model):
-        meta = {"version": 1, "modified_on": timezone.now(), "sync_stamp": next_stamp(connection)}
+        meta = {"version": 1, "modified_on": now, "sync_stamp": next_stamp(connection)}
         rows = [{**row, **meta} for row in rows]
+    auto_now = [f.attname for f in model._meta.concrete_fields if _auto_now(f, adding=True)]
+    if auto_now:
+        rows = [{**row, **{name: now for name in auto_now}} for row in rows]
+    db_defaults = [f.attname for f in model._meta.concrete_fields if f.has_db_default()]
+    groups = {}  # the db_default columns rows leave out -> the rows' indexes
+    for i, row in enumerate(rows):
+        groups.setdefault(frozenset(name for name in db_defaults if name not in row), []).append(i)
+    pks = [None] * len(rows)
+    for left_out, indexes in groups.items():
+        for i, pk in zip(indexes, _insert_tables(model, [rows[i] for i in indexes], left_out, connection)):
+            pks[i] = pk
+    return pks
+
+
+def _insert_tables(model, rows, left_out, connection):
+    pks = None
+    for table in [*reversed(model._meta.get_parent_list()), model]:  # the root first
+        if pks is not None:  # a child table: its primary key links to the parent row
+            rows = [{**row, table._meta.pk.attname: pk} for row, pk in zip(rows, pks)]
+        fields = [f for f in table._meta.local_concrete_fields if f.attname not in left_out]
+        pks = _insert_table(table, fields, rows, connection)
+    return pks
+
+
+def _insert_table(model, fields, rows, connection):
     pk = model._meta.pk
     auto = _is_autoincrement(model)
-    fields = [f for f in model._meta.concrete_fields if not (auto and f is pk)]
-    plain = not any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in fields)
-    if plain and connection.vendor == "postgresql" and all(_array_type(f, connection) for f in fields):
+    fields = [f for f in fields if not (auto and f is pk)]
+    if connection.vendor == "postgresql" and all(_array_type(f, connection) for f in fields):
         columns = [_column(f, rows) for f in fields]
         pks = _insert_postgresql(model, fields, columns, connection, returning=auto)
         return pks if auto else columns[fields.index(pk)]
-    if plain and connection.vendor == "sqlite" and auto:
-        return _insert_sqlite(model, fields, [_column(f, rows) for f in fields], connection)
-    objs = [model(**row) for row in rows]  # auto_now fields, array columns, other databases
+    if connection.vendor == "sqlite":
+        columns = [_column(f, rows) for f in fields]
+        pks = _insert_sqlite(model, fields, columns, connection, returning=auto)
+        return pks if auto else columns[fields.index(pk)]
+    if model._meta.parents:
+        raise NotSupportedError(f"{model._meta.label}: a multi-table child with array columns cannot be pushed.")
+    objs = [model(**row) for row in rows]  # array columns (PostgreSQL), which unnest() cannot carry
     model._base_manager.db_manager(connection.alias).bulk_create(objs)
     return [obj.pk for obj in objs]
+
+
+def _auto_now(field, *, adding):
+    return getattr(field, "auto_now", False) or (adding and getattr(field, "auto_now_add", False))
 
 
 def _column(field, rows):
@@ -99,7 +135,7 @@ def _insert_postgresql(model, fields, columns, connection, *, returning):
         return [row[0] for row in cursor.fetchall()] if returning else None
 
 
-def _insert_sqlite(model, fields, columns, connection):
+def _insert_sqlite(model, fields, columns, connection, *, returning):
     prepared = [[f.get_db_prep_save(value, connection) for value in values] for f, values in zip(fields, columns)]
     rows = list(zip(*prepared))
     qn = connection.ops.quote_name
@@ -108,6 +144,8 @@ def _insert_sqlite(model, fields, columns, connection):
     )
     with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+        if not returning:
+            return None
         cursor.execute("SELECT last_insert_rowid()")
         last = cursor.fetchone()[0]
     # This transaction holds SQLite's write lock and AUTOINCREMENT ids only
@@ -121,28 +159,41 @@ def _is_autoincrement(model):
 
 
 def update_rows(model, rows, *, stamp, connection):
-    """Apply ``rows`` (``[(pk, {field name or attname: value})]``) and bump their sync metadata."""
+    """Apply ``rows`` (``[(pk, {field name or attname: value})]``) and bump their sync metadata.
+
+    One UPDATE per table the rows write (a multi-table child has several);
+    the sync columns are set in the table that holds them.
+    """
     if not rows:
         return
     meta = model._meta
-    now = meta.get_field("modified_on").get_db_prep_save(timezone.now(), connection)
-    columns = []  # (field, values, flags or None when every row sets it)
+    now = timezone.now()
+    auto_now = [f.attname for f in meta.concrete_fields if _auto_now(f, adding=False)]
+    if auto_now:
+        rows = [(pk, {**values, **{name: now for name in auto_now}}) for pk, values in rows]
+    sync_table = meta.get_field("sync_stamp").model._meta.concrete_model
+    by_table = {sync_table: []}  # table -> [(field, values, flags or None)]
     for name in sorted({name for _, values in rows for name in values}):  # field names or attnames
         field = meta.get_field(name)
         flags = [name in values for _, values in rows]
         prepped = [field.get_db_prep_save(values[name], connection) if name in values else None for _, values in rows]
-        columns.append((field, prepped, None if all(flags) else flags))
+        by_table.setdefault(field.model._meta.concrete_model, []).append(
+            (field, prepped, None if all(flags) else flags)
+        )
     pks = [meta.pk.get_db_prep_save(pk, connection) for pk, _ in rows]
-    if connection.vendor == "postgresql":
-        _update_postgresql(model, columns, pks, now, stamp, connection)
-    else:
-        _update_sqlite(model, columns, pks, now, stamp, connection)
+    bump = (meta.get_field("modified_on").get_db_prep_save(now, connection), stamp)
+    update = _update_postgresql if connection.vendor == "postgresql" else _update_sqlite
+    for table, columns in by_table.items():
+        update(table, columns, pks, bump if table is sync_table else None, connection)
 
 
-def _update_postgresql(model, columns, pks, now, stamp, connection):
+def _update_postgresql(model, columns, pks, bump, connection):
     qn = connection.ops.quote_name
     meta = model._meta
-    arrays, aliases, params, sets = [f"%s::{meta.pk.rel_db_type(connection)}[]"], ["pk"], [pks], []
+    pk = meta.pk
+    while pk.is_relation:  # a multi-table child's link to its parent: the root's key type
+        pk = pk.target_field
+    arrays, aliases, params, sets = [f"%s::{pk.rel_db_type(connection)}[]"], ["pk"], [pks], []
     for n, (field, values, flags) in enumerate(columns):
         arrays.append(f"%s::{field.db_type(connection)}[]")
         aliases.append(f"v{n}")
@@ -154,22 +205,26 @@ def _update_postgresql(model, columns, pks, now, stamp, connection):
             params.append(flags)
             new = f"CASE WHEN v.f{n} THEN v.v{n} ELSE t.{qn(field.column)} END"
         sets.append(f"{qn(field.column)} = {new}")
+    if bump:
+        sets += _meta_sets(qn, "t.")
     sql = (
-        f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets + _meta_sets(qn, 't.'))} "
+        f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets)} "
         f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) WHERE t.{qn(meta.pk.column)} = v.pk"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, stamp, *params])  # SET comes before FROM
+        cursor.execute(sql, [*(bump or ()), *params])  # SET comes before FROM
 
 
-def _update_sqlite(model, columns, pks, now, stamp, connection):
+def _update_sqlite(model, columns, pks, bump, connection):
     qn = connection.ops.quote_name
     meta = model._meta
     sets = []
     for field, _, flags in columns:
         column = qn(field.column)
         sets.append(f"{column} = %s" if flags is None else f"{column} = CASE WHEN %s THEN %s ELSE {column} END")
-    sql = f"UPDATE {qn(meta.db_table)} SET {', '.join(sets + _meta_sets(qn, ''))} WHERE {qn(meta.pk.column)} = %s"
+    if bump:
+        sets += _meta_sets(qn, "")
+    sql = f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s"
     batch = []
     for i, pk in enumerate(pks):
         row = []
@@ -177,7 +232,7 @@ def _update_sqlite(model, columns, pks, now, stamp, connection):
             if flags is not None:
                 row.append(flags[i])
             row.append(values[i])
-        batch.append([*row, now, stamp, pk])
+        batch.append([*row, *(bump or ()), pk])
     with connection.cursor() as cursor:
         cursor.executemany(sql, batch)
 

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import signals
+from . import signals, tombstones
 from .exceptions import AlreadyResolved, ConflictChanged, RecordsNotFound
-from .models import Conflict, Tombstone
+from .models import Conflict
 from .push import modify_rows
 from .records import format_datetime
 
@@ -126,8 +126,8 @@ def resolve(conflict_id, resolution, values=None, *, by, fmt, using, request=Non
 def _restore(model, pk, values, using):
     """Bring a deleted record back with its id: its last state, overlaid with ``values``."""
     tombstone = (
-        Tombstone.objects.using(using)
-        .filter(content_type=ContentType.objects.db_manager(using).get_for_model(model), object_pk=str(pk))
+        tombstones.for_model(model, using)
+        .filter(object_pk=str(pk))
         .exclude(data={})
         .order_by("-sync_stamp", "-pk")
         .first()

@@ -51,6 +51,13 @@ class SyncIdReused(SyncError):
         super().__init__("This sync_id was used for another push; make a new sync_id for each push.")
 
 
+class RecordsInvalid(SyncError):
+    """Pushed values the database would refuse (a unique value taken, say): ``detail`` by path, as DRF's."""
+
+    code = "validation_error"
+    status = 400
+
+
 class RecordsNotFound(SyncError):
     """Record ids that do not exist or are outside the caller's scope: ``{entity: [ids]}``."""
 

@@ -9,11 +9,11 @@ cursor it returns (see stamps.py).
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 from django.db.models import Exists, OuterRef, Q, Value
 from django.utils import timezone
 
+from . import tombstones
 from .cursors import EXPIRED, Position
 from .exceptions import CursorExpired
 from .records import RecordFormat, default_fields, format_datetime
@@ -171,14 +171,10 @@ def _tombstones(entity, index, where, limit, using):
     its own, later stamp, and deleting it would drop a record the device must
     keep.
     """
-    from .models import Tombstone
-
     rank = 2 * index + 1
-    scope = {f"scope__{name}": value for name, value in entity.tombstone_scope.items()}
     rows = (
-        Tombstone.objects.using(using)
-        .filter(content_type=ContentType.objects.db_manager(using).get_for_model(entity.model), **scope)
-        .filter(where)
+        tombstones.for_model(entity.model, using)
+        .filter(where, **tombstones.in_scope(entity.tombstone_scope))
         .order_by("sync_stamp", "id")
         .values_list("sync_stamp", "id", "object_pk")[: limit + 1]
     )

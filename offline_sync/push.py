@@ -10,15 +10,37 @@ modified ones with one UPDATE per entity (see bulk.py), deleted ones through
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, transaction
+from django.db.models import ProtectedError, RestrictedError
 
-from . import tombstones
+from . import integrity, tombstones
 from .bulk import insert_rows, update_rows
-from .exceptions import RecordsNotFound
-from .models import Tombstone
+from .exceptions import RecordsInvalid, RecordsNotFound
+from .integrity import Row
 from .stamps import next_stamp
+
+
+class Added(NamedTuple):
+    local_id: str
+    values: dict  # validated field values
+    index: int = None  # its place in the push's list, for error paths
+
+
+class Modified(NamedTuple):
+    pk: object
+    base_version: int  # or None
+    values: dict  # validated field values
+    sent: dict  # the item as sent, kept for conflicts
+    index: int = None
+
+
+class Deleted(NamedTuple):
+    pk: object
+    base_version: int  # or None
+    sent: dict
+    index: int = None
 
 
 @dataclass
@@ -27,10 +49,15 @@ class EntityPush:
 
     query: object  # the entity's pull.EntityQuery: name, visible records, scope, wire format
     rank: int  # the entity's records source in the cursor order (2 x its index)
-    added: list = field(default_factory=list)  # [(local_id, {field: value})]
-    modified: list = field(default_factory=list)  # [(pk, base_version or None, {field: value}, item as sent)]
-    deleted: list = field(default_factory=list)  # [(pk, base_version or None, item as sent)]
+    added: list = field(default_factory=list)  # [Added], or plain tuples of its fields
+    modified: list = field(default_factory=list)  # [Modified]
+    deleted: list = field(default_factory=list)  # [Deleted]
     server_values: dict = field(default_factory=dict)  # set on added records (an owner, say)
+
+    def __post_init__(self):
+        self.added = [_named(Added, item, i) for i, item in enumerate(self.added)]
+        self.modified = [_named(Modified, item, i) for i, item in enumerate(self.modified)]
+        self.deleted = [_named(Deleted, item, i) for i, item in enumerate(self.deleted)]
 
     @property
     def name(self):
@@ -39,6 +66,21 @@ class EntityPush:
     @property
     def model(self):
         return self.query.model
+
+    def rows(self):
+        """The records this push writes, for ``integrity.check``."""
+        path = ("changes", self.name)
+        rows = [
+            Row({"local_id": a.local_id}, (*path, "added", str(a.index)), {**a.values, **self.server_values})
+            for a in self.added
+        ]
+        rows += [Row({"id": m.pk}, (*path, "modified", str(m.index)), m.values, m.pk) for m in self.modified]
+        return rows
+
+
+def _named(kind, item, index):
+    item = item if isinstance(item, kind) else kind(*item)
+    return item if item.index is not None else item._replace(index=index)
 
 
 @dataclass
@@ -67,6 +109,7 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
     version differs from ``base_version`` (or, without one, that changed after
     the ``last_sync`` position) is not applied but returned as a conflict. The
     targets are locked first, so concurrent pushes cannot both pass the check.
+    Raises ``RecordsNotFound`` (404) and ``RecordsInvalid`` (400) before writing anything.
     """
     for push in pushes:
         _use_columns(push)
@@ -75,30 +118,50 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
         states[push.name], gone[push.name], missing = _resolve(push, using, lock=detect_conflicts)
         if missing:
             unknown[push.name] = sorted(missing, key=str)
-    dangling = _dangling_foreign_keys(pushes, using)
+    visible = {push.model: push.query.visible for push in pushes}
+    dangling = {}
+    for push in pushes:
+        refs = integrity.dangling_references(push.model, push.rows(), visible, using)
+        if refs:
+            dangling[push.name] = refs
     if unknown or dangling:
         raise RecordsNotFound({**unknown, **dangling})
     for push in pushes:  # a modification that changes no field is a no-op, never a conflict
-        push.modified = [item for item in push.modified if item[2]]
+        push.modified = [item for item in push.modified if item.values]
     conflicts = []
     if detect_conflicts:
         for push in pushes:
             conflicts += _set_aside_conflicts(push, states[push.name], gone[push.name], last_sync, using)
+    for push in pushes:
+        push.modified = [item for item in push.modified if item.pk in states[push.name]]
+        clashes = integrity.unique_clashes(push.model, push.rows(), using)
+        if clashes:
+            raise RecordsInvalid(clashes)
 
     connection = connections[using]
     id_map = {push.name: _add(push, connection) for push in pushes}
     for push in pushes:
-        rows = [(pk, values) for pk, _, values, _ in push.modified if pk in states[push.name]]
-        modify_rows(push.model, rows, using)
+        modify_rows(push.model, [(item.pk, item.values) for item in push.modified], using)
     for push in reversed(pushes):
-        doomed = [pk for pk, _, _ in push.deleted if pk in states[push.name]]
-        if doomed:
-            push.model._default_manager.using(using).filter(pk__in=doomed).delete()
+        _delete(push, [item.pk for item in push.deleted if item.pk in states[push.name]], using)
     return PushOutcome(
         id_map={name: {str(k): v for k, v in ids.items()} for name, ids in id_map.items()},
         gone={name: sorted(ids, key=str) for name, ids in gone.items()},
         conflicts=conflicts,
     )
+
+
+def _delete(push, pks, using):
+    """Delete through Django's collector (cascades, ``SET_NULL``, tombstones); name what protects a record."""
+    if not pks:
+        return
+    try:
+        push.model._default_manager.using(using).filter(pk__in=pks).delete()
+    except (ProtectedError, RestrictedError) as exc:
+        blocking = getattr(exc, "protected_objects", None) or exc.restricted_objects
+        names = sorted(f"{obj._meta.label} {obj.pk}" for obj in blocking)
+        message = f"Cannot delete: other records refer to it and must be deleted first: {', '.join(names)}."
+        raise RecordsInvalid({"changes": {push.name: {"deleted": [message]}}}) from None
 
 
 def _use_columns(push):
@@ -110,17 +173,17 @@ def _use_columns(push):
         for name, value in values.items():
             field = model._meta.get_field(name)
             if field.is_relation and isinstance(value, models.Model):
-                value = value.pk
+                value = getattr(value, field.target_field.attname)
             out[field.attname] = value
         return out
 
-    push.added = [(local_id, columns(values)) for local_id, values in push.added]
-    push.modified = [(pk, version, columns(values), sent) for pk, version, values, sent in push.modified]
+    push.added = [item._replace(values=columns(item.values)) for item in push.added]
+    push.modified = [item._replace(values=columns(item.values)) for item in push.modified]
 
 
 def _resolve(push, using, *, lock):
     """Split the targets: ``{pk: (version, stamp)}`` existing, gone (deleted in scope), never seen."""
-    targets = {pk for pk, *_ in push.modified} | {pk for pk, *_ in push.deleted}
+    targets = {item.pk for item in push.modified} | {item.pk for item in push.deleted}
     if not targets:
         return {}, set(), set()
     rows = push.query.visible.using(using).filter(pk__in=targets).order_by("pk")
@@ -133,43 +196,13 @@ def _resolve(push, using, *, lock):
     # In scope but hidden from the caller now (a soft-deleted row, say): to the device it is deleted.
     hidden = set(push.query.scoped.using(using).filter(pk__in=missing).values_list("pk", flat=True))
     by_text = {str(pk): pk for pk in missing - hidden}
-    scope = {f"scope__{name}": value for name, value in push.query.tombstone_scope.items()}
-    deleted = Tombstone.objects.using(using).filter(
-        content_type=ContentType.objects.db_manager(using).get_for_model(push.model),
-        object_pk__in=list(by_text),
-        **scope,
+    deleted = tombstones.for_model(push.model, using).filter(
+        object_pk__in=list(by_text), **tombstones.in_scope(push.query.tombstone_scope)
     )
     deleted_pks = hidden | {by_text[text] for text in deleted.values_list("object_pk", flat=True)}
     # A modification of a record deleted meanwhile stays deleted; deleting it again is a no-op.
-    gone = {pk for pk, *_ in push.modified if pk in deleted_pks}
+    gone = {item.pk for item in push.modified if item.pk in deleted_pks}
     return states, gone, missing - deleted_pks
-
-
-def _dangling_foreign_keys(pushes, using):
-    """Foreign keys of pushed records whose target does not exist or is outside the caller's scope.
-
-    One query per foreign key field; returns ``{entity: [{"local_id" or "id": ..., field: target}]}``.
-    """
-    visible = {push.model: push.query.visible for push in pushes}
-    dangling = {}
-    for push in pushes:
-        items = [({"local_id": local_id}, values) for local_id, values in push.added]
-        items += [({"id": pk}, values) for pk, _, values, _ in push.modified]
-        for fk in push.model._meta.concrete_fields:
-            if not fk.is_relation:
-                continue
-            wanted = {values[fk.attname] for _, values in items if values.get(fk.attname) is not None}
-            if not wanted:
-                continue
-            target = fk.related_model
-            targets = visible.get(target, target._default_manager.all()).using(using)
-            found = set(targets.filter(pk__in=wanted).values_list("pk", flat=True))
-            dangling.setdefault(push.name, []).extend(
-                {**ref, fk.name: values[fk.attname]}
-                for ref, values in items
-                if values.get(fk.attname) is not None and values[fk.attname] not in found
-            )
-    return {name: refs for name, refs in dangling.items() if refs}
 
 
 def _conflicts_with(state, base_version, last_sync, rank, pk):
@@ -184,18 +217,16 @@ def _set_aside_conflicts(push, states, gone, last_sync, using):
     """Remove the conflicting changes from ``push``; return them as ``ConflictSpec``s."""
     specs, modified, deleted = [], [], []
     for item in push.modified:
-        pk, base_version, _, sent = item
-        if pk in gone:
-            specs.append(ConflictSpec(push.name, push.model, pk, "modified", sent))
-            gone.discard(pk)
-        elif pk in states and _conflicts_with(states[pk], base_version, last_sync, push.rank, pk):
-            specs.append(ConflictSpec(push.name, push.model, pk, "modified", sent))
+        if item.pk in gone:
+            specs.append(ConflictSpec(push.name, push.model, item.pk, "modified", item.sent))
+            gone.discard(item.pk)
+        elif item.pk in states and _conflicts_with(states[item.pk], item.base_version, last_sync, push.rank, item.pk):
+            specs.append(ConflictSpec(push.name, push.model, item.pk, "modified", item.sent))
         else:
             modified.append(item)
     for item in push.deleted:
-        pk, base_version, sent = item
-        if pk in states and _conflicts_with(states[pk], base_version, last_sync, push.rank, pk):
-            specs.append(ConflictSpec(push.name, push.model, pk, "deleted", sent))
+        if item.pk in states and _conflicts_with(states[item.pk], item.base_version, last_sync, push.rank, item.pk):
+            specs.append(ConflictSpec(push.name, push.model, item.pk, "deleted", item.sent))
         else:
             deleted.append(item)
     push.modified, push.deleted = modified, deleted
@@ -212,9 +243,9 @@ def _set_aside_conflicts(push, states, gone, last_sync, using):
 
 
 def _add(push, connection):
-    rows = [{**values, **push.server_values} for _, values in push.added]
+    rows = [{**item.values, **push.server_values} for item in push.added]
     pks = insert_rows(push.model, rows, connection=connection)
-    return {local_id: pk for (local_id, _), pk in zip(push.added, pks)}
+    return {item.local_id: pk for item, pk in zip(push.added, pks)}
 
 
 def modify_rows(model, rows, using):

@@ -1,9 +1,11 @@
 """Deletion tombstones: recorded on every delete path, purged after retention."""
 
 import contextvars
+import json
 from contextlib import contextmanager
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -31,6 +33,29 @@ def data_attnames(model):
     return [f.attname for f in _data_fields(model)]
 
 
+def _json(value):
+    """A scope value as JSON holds it (a UUID as its text), so stored and looked-up values compare equal."""
+    return (
+        value
+        if value is None or isinstance(value, (bool, int, float, str))
+        else json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    )
+
+
+def in_scope(scope):
+    """Filter kwargs for the tombstones left under ``scope`` (``{attname: value}``)."""
+    return {f"scope__{name}": _json(value) for name, value in scope.items()}
+
+
+def for_model(model, using):
+    """The tombstones of ``model``."""
+    from .models import Tombstone
+
+    return Tombstone.objects.using(using).filter(
+        content_type=ContentType.objects.db_manager(using).get_for_model(model)
+    )
+
+
 def _build(model, rows, stamp, using, datas=None):
     from .models import Tombstone
 
@@ -44,7 +69,7 @@ def _build(model, rows, stamp, using, datas=None):
             object_pk=str(pk),
             sync_stamp=stamp,
             deleted_on=now,
-            scope=dict(zip(attnames, scope_values)),
+            scope={name: _json(value) for name, value in zip(attnames, scope_values)},
             data=data,
         )
         for (pk, *scope_values), data in zip(rows, datas)

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections, router
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.validators import ProhibitSurrogateCharactersValidator
+from rest_framework.validators import ProhibitSurrogateCharactersValidator, UniqueValidator
 
 from ..conf import sync_settings
 from ..cursors import Position
@@ -84,16 +84,15 @@ class SyncRecordSerializer(serializers.ModelSerializer):
             kwargs["allow_null"] = True
         return ForeignKeyIdField, {"model_field": relation_info.model_field, **kwargs}
 
+    # Unique validators query once per record; the engine checks unique values
+    # for all records at once instead (offline_sync.integrity).
     def get_validators(self):
-        # Unique-together validators query per record; the database's
-        # constraints still hold, and a push that breaks one applies nothing.
         return []
 
     def build_field(self, field_name, info, model_class, nested_depth):
         field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)
-        kwargs["validators"] = [
-            v for v in kwargs.get("validators", []) if not isinstance(v, serializers.UniqueValidator)
-        ]
+        if "validators" in kwargs:
+            kwargs["validators"] = [v for v in kwargs["validators"] if not isinstance(v, UniqueValidator)]
         return field_class, kwargs
 
 
