@@ -3,7 +3,8 @@
 Conflict rows are read-only here: the change page of a conflict is its
 resolution page, and every resolution goes through the same code as the
 conflicts API (``offline_sync.rest_framework.conflicts.resolve_conflict``).
-Resolving needs the ``offline_sync.resolve_conflict`` permission.
+Resolving needs the ``offline_sync.resolve_conflict`` permission and, to apply
+a change, the permission a push of it would need (``change`` or ``delete``).
 """
 
 from django.contrib import admin, messages
@@ -206,6 +207,10 @@ class ConflictAdmin(admin.ModelAdmin):
         resolution = request.POST.get("resolution")
         if resolution not in Conflict.Resolution.values:
             self.message_user(request, "Unknown resolution: nothing was applied.", messages.ERROR)
+            return page
+        permission = conflicts.required_permission(conflict, resolution)
+        if permission and not request.user.has_perm(permission):  # as the conflicts API requires
+            self.message_user(request, f"Nothing was applied: you lack the {permission} permission.", messages.ERROR)
             return page
         try:
             expect_version = _parse_version(request.POST.get("version"))

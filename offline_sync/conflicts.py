@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import signals, tombstones
+from . import integrity, signals, tombstones
 from .exceptions import AlreadyResolved, ConflictChanged, RecordsNotFound
 from .models import Conflict
 from .push import modify_rows
@@ -64,25 +64,42 @@ def pending(*, user, endpoint=None, using="default"):
     return conflicts.select_related("content_type").order_by("pk")
 
 
-def current_record(conflict, fmt, using):
-    """The conflicting record as it is now (wire format), or None if it is deleted."""
+def current_record(conflict, fmt, using, scope=None):
+    """The conflicting record as it is now (wire format), or None if it is deleted or outside ``scope``."""
     model = conflict.content_type.model_class()
     pk = model._meta.pk.to_python(conflict.object_pk)
-    rows = model._base_manager.using(using).filter(pk=pk).values_list(*fmt.columns)
+    rows = model._base_manager.using(using).filter(pk=pk, **(scope or {})).values_list(*fmt.columns)
     return next(fmt.rows(rows), None)
 
 
-def resolve(conflict_id, resolution, values=None, *, by, fmt, using, request=None, expect_version=...):
+def required_permission(conflict, resolution):
+    """The model permission that applying ``resolution`` needs, as a push of it would; None when it applies nothing."""
+    if resolution == "server":
+        return None
+    meta = conflict.content_type.model_class()._meta
+    action = "delete" if resolution == "client" and conflict.kind == Conflict.Kind.DELETED else "change"
+    return f"{meta.app_label}.{action}_{meta.model_name}"
+
+
+def resolve(
+    conflict_id, resolution, values=None, *, by, fmt, using, asked=None, expect_version=..., scope=None, visible=None
+):
     """Resolve a conflict; return the conflict, resolved.
 
     - ``resolution``: ``"server"`` keeps the server's record; ``"client"`` and
       ``"merge"`` apply ``values`` (validated field values) over it, restoring
       a deleted record with its id; ``"client"`` on a deletion deletes.
-    - ``request``: what was asked (a merge's record), to answer a repeat the same.
+    - ``asked``: what was asked (a merge's record), to answer a repeat the same.
     - ``expect_version``: the server version the resolver saw (None: deleted);
       if the record changed since, ``ConflictChanged`` and nothing applies.
-    Raises ``AlreadyResolved`` when it was resolved otherwise before.
+    - ``scope``: ``{attname: value}`` the record must be in now (the scope of
+      the user whose change it was): a record that moved to another owner is
+      not theirs to change, nor to see in the answer.
+    - ``visible``: ``{model: queryset}`` that foreign keys in ``values`` must point into.
+    Raises ``AlreadyResolved`` when it was resolved otherwise before, and
+    ``RecordsNotFound`` or ``RecordsInvalid`` (nothing applied) as a push would.
     """
+    scope = scope or {}
     with transaction.atomic(using=using):
         conflict = (
             Conflict.objects.using(using)
@@ -91,28 +108,38 @@ def resolve(conflict_id, resolution, values=None, *, by, fmt, using, request=Non
             .get(pk=conflict_id)
         )
         if conflict.status == Conflict.Status.RESOLVED:
-            if (conflict.resolution, conflict.resolution_input) != (resolution, request):
+            if (conflict.resolution, conflict.resolution_input) != (resolution, asked):
                 raise AlreadyResolved(conflict.resolution, conflict.resolved_record)
             return conflict
         model = conflict.content_type.model_class()
         pk = model._meta.pk.to_python(conflict.object_pk)
         manager = model._base_manager.using(using)
-        versions = list(manager.select_for_update().filter(pk=pk).values_list("version", flat=True))
+        rows = manager.select_for_update().filter(pk=pk)
+        versions = list(rows.values_list("version", flat=True))
         exists = bool(versions)
         if expect_version is not ... and (versions[0] if exists else None) != expect_version:
             raise ConflictChanged()
+        applies = resolution in ("client", "merge")
+        if applies and exists and not rows.filter(**scope).exists():
+            raise RecordsNotFound({conflict.entity: [pk]})
+        row = integrity.Row({"id": pk}, ("record" if resolution == "merge" else "client",), values or {}, pk)
         if resolution == "client" and conflict.kind == Conflict.Kind.DELETED:
             if exists:
                 manager.filter(pk=pk).delete()
-        elif resolution in ("client", "merge"):
-            if exists:
-                modify_rows(model, [(pk, values)], using)
-            else:
-                _restore(model, pk, values, using)
+        elif applies and exists:
+            integrity.check(model, [row], visible=visible or {}, using=using, name=conflict.entity)
+            modify_rows(model, [(pk, values)], using)
+        elif applies:
+            state = _last_state(model, pk, using)
+            if any(state.get(name) != value for name, value in scope.items()):
+                raise RecordsNotFound({conflict.entity: [pk]})
+            restored = row._replace(values={**state, **values}, pk=None)
+            integrity.check(model, [restored], visible=visible or {}, using=using, name=conflict.entity)
+            _restore(model, pk, restored.values, using)
         conflict.status = Conflict.Status.RESOLVED
         conflict.resolution = resolution
-        conflict.resolution_input = request
-        conflict.resolved_record = current_record(conflict, fmt, using)
+        conflict.resolution_input = asked
+        conflict.resolved_record = current_record(conflict, fmt, using, scope)
         conflict.resolved_by = by
         conflict.resolved_on = timezone.now()
         conflict.save()
@@ -123,8 +150,8 @@ def resolve(conflict_id, resolution, values=None, *, by, fmt, using, request=Non
     return conflict
 
 
-def _restore(model, pk, values, using):
-    """Bring a deleted record back with its id: its last state, overlaid with ``values``."""
+def _last_state(model, pk, using):
+    """A deleted record's last state, by attname, from its newest tombstone that kept it."""
     tombstone = (
         tombstones.for_model(model, using)
         .filter(object_pk=str(pk))
@@ -135,10 +162,12 @@ def _restore(model, pk, values, using):
     if tombstone is None:
         raise RecordsNotFound({"detail": f"{model._meta.label} {pk} is deleted and its last state was purged."})
     fields = {f.attname: f for f in model._meta.concrete_fields}
-    state = {name: fields[name].to_python(value) for name, value in tombstone.data.items() if name in fields}
+    return {name: fields[name].to_python(value) for name, value in tombstone.data.items() if name in fields}
+
+
+def _restore(model, pk, state, using):
+    """Bring a deleted record back with its id and ``state``."""
     obj = model(**state)
-    for name, value in values.items():
-        setattr(obj, name, value)
     obj.pk = pk
     obj.save(force_insert=True, using=using)
     # A restored record continues its history: its version follows the last one.

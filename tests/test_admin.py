@@ -29,9 +29,9 @@ def alice(api, make_user):
 
 @pytest.fixture
 def staff(make_user):
-    """A logged-in admin client: ``staff()`` may view and resolve, ``staff(perms=...)`` chooses."""
+    """A logged-in admin client: ``staff()`` may view and resolve item conflicts, ``staff(perms=...)`` chooses."""
 
-    def login(username="staff", perms=("view_conflict", "resolve_conflict")):
+    def login(username="staff", perms=("view_conflict", "resolve_conflict", "change_item", "delete_item")):
         user = make_user(username, perms=perms)
         user.is_staff = True
         user.save()
@@ -424,3 +424,16 @@ def test_diffs_compare_values_as_the_model_field_does():
         '{"a": "<", "b": 1}',
         "deleted",
     ]
+
+
+def test_applying_a_change_needs_the_permission_a_push_would_need(alice, staff):
+    item = changed_item(name="server")
+    conflict = conflict_on(alice, item, name="client")
+    resolver = staff("resolver", perms=("view_conflict", "resolve_conflict"))
+    response = post(resolver, conflict, "client", version_on(shown(resolver, conflict)))
+    assert messages_of(response) == [("error", "Nothing was applied: you lack the testapp.change_item permission.")]
+    conflict.refresh_from_db()
+    assert conflict.status == Conflict.Status.PENDING
+    assert Item.objects.get(pk=item.pk).name == "server"
+    response = post(resolver, conflict, "server", version_on(shown(resolver, conflict)))
+    assert messages_of(response)[0][0] == "success"

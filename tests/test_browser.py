@@ -75,7 +75,7 @@ def conflict(api, make_user):
 
 @pytest.fixture
 def staff(make_user):
-    user = make_user("staff", perms=("view_conflict", "resolve_conflict"))
+    user = make_user("staff", perms=("view_conflict", "resolve_conflict", "change_item", "delete_item"))
     user.is_staff = True
     user.save()
     return user

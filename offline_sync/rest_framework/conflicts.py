@@ -1,5 +1,7 @@
 """The conflicts API (protocol section 5): list your pending conflicts, resolve one."""
 
+import copy
+
 from django.http import Http404
 from django.urls import Resolver404, resolve
 from rest_framework import exceptions
@@ -14,20 +16,34 @@ from .serializers import validate_record
 from .views import SyncAPIView
 
 RESOLUTIONS = ("server", "client", "merge")
+ENDPOINT_GONE = "The endpoint that recorded this conflict no longer offers its entity: keep the server version."
 
 
-def entity_for(conflict, request=None):
-    """The ``SyncEntity`` of the endpoint that recorded ``conflict``, so its fields and serializer apply."""
+def endpoint_for(conflict, request=None):
+    """``(view, entity)``: the endpoint that recorded ``conflict`` and its entity, or ``(None, None)`` if gone.
+
+    The view is set up for ``request`` as if the conflict's user had sent it,
+    so that scopes and visible records are that user's (whoever resolves).
+    """
     model = conflict.content_type.model_class()
+    if request is not None and getattr(request, "user", None) != conflict.user:
+        request = copy.copy(request)
+        request.user = conflict.user
     try:
         match = resolve(conflict.endpoint)
         view = match.func.view_class(request=request, args=match.args, kwargs=match.kwargs)
         for entity in view.get_entities():
-            if entity.name == conflict.entity and entity.model is model:
-                return entity
+            # A proxy model's conflict is recorded under its concrete model's content type.
+            if entity.name == conflict.entity and entity.model._meta.concrete_model is model:
+                return view, entity
     except (Resolver404, AttributeError):
         pass
-    return SyncEntity(conflict.entity, model)  # the endpoint is gone: the model's defaults
+    return None, None
+
+
+def entity_for(conflict, request=None):
+    """The ``SyncEntity`` that recorded ``conflict``; for display, the model's defaults when it is gone."""
+    return endpoint_for(conflict, request)[1] or SyncEntity(conflict.entity, conflict.content_type.model_class())
 
 
 def client_values(conflict, entity):
@@ -37,8 +53,22 @@ def client_values(conflict, entity):
 
 
 def resolve_conflict(conflict, resolution, merge_record, *, by, request=None, expect_version=...):
-    """Validate a resolution of ``conflict`` and apply it; shared by the API and the admin."""
-    entity = entity_for(conflict, request)
+    """Validate a resolution of ``conflict`` and apply it; shared by the API and the admin.
+
+    The change applies with the endpoint's fields, read-only fields and scope,
+    and only to a record its user may still see. When the endpoint no longer
+    offers the entity, only ``"server"`` (which applies nothing) is allowed:
+    the model's defaults would loosen the endpoint's rules.
+    """
+    view, entity = endpoint_for(conflict, request)
+    if entity is None:
+        if resolution != "server":
+            raise exceptions.ValidationError({"resolution": [ENDPOINT_GONE]})
+        entity = SyncEntity(conflict.entity, conflict.content_type.model_class())
+        scope, visible = {}, {}
+    else:
+        scope = entity.get_scope(view.request)
+        visible = {e.model: view.get_visible_queryset(e) for e in view.get_entities()}
     values = None
     if resolution == "client" and conflict.kind == Conflict.Kind.MODIFIED:
         values = client_values(conflict, entity)
@@ -53,8 +83,10 @@ def resolve_conflict(conflict, resolution, merge_record, *, by, request=None, ex
         by=by,
         fmt=RecordFormat(entity.model, entity.fields),
         using=Conflict.objects.db,
-        request=merge_record if resolution == "merge" else None,
+        asked=merge_record if resolution == "merge" else None,
         expect_version=expect_version,
+        scope=scope,
+        visible=visible,
     )
 
 
@@ -115,10 +147,6 @@ class ConflictResolveView(ConflictAPIView):
 
     def check_model_permission(self, conflict, resolution):
         """Applying a change needs the permission a push of it would need."""
-        if resolution == "server":
-            return
-        model = conflict.content_type.model_class()
-        deleting = resolution == "client" and conflict.kind == Conflict.Kind.DELETED
-        codename = f"{model._meta.app_label}.{'delete' if deleting else 'change'}_{model._meta.model_name}"
-        if not self.request.user.has_perm(codename):
+        permission = conflicts.required_permission(conflict, resolution)
+        if permission and not self.request.user.has_perm(permission):
             raise exceptions.PermissionDenied()
