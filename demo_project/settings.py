@@ -9,6 +9,9 @@
 - ``DATABASE_URL``: any URL dj-database-url understands, e.g.
   ``postgres://user:pass@localhost:5432/demo`` (default: SQLite file
   ``db.sqlite3`` at the repository root).
+- ``DEMO_AUTH_RATE``, ``DEMO_SYNC_RATE``: DRF throttle rates of token logins
+  (per client address, default ``20/min``) and of sync requests (per user,
+  default ``1200/min``).
 """
 
 import os
@@ -118,6 +121,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Views choose a scope (throttle_scope); the rates are per user, or per address when anonymous.
+    # Counts live in the cache (per process with the default local-memory cache).
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": os.environ.get("DEMO_AUTH_RATE", "20/min"),  # token logins: slows password guessing
+        "sync": os.environ.get("DEMO_SYNC_RATE", "1200/min"),  # pulls and pushes
+    },
 }
 
 SPECTACULAR_SETTINGS = {

@@ -3,16 +3,28 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.throttling import ScopedRateThrottle
 
 from offline_sync.rest_framework.errors import not_found_view
+from offline_sync.rest_framework.parsers import SyncJSONParser
 
 from .catalog.views import ProductPullView
 from .crm.views import CompanyConflictDetectionView, CompanyLastWriteWinsView
 
+
+class TokenView(ObtainAuthToken):
+    """DRF's token login, throttled per client address (password guessing), with the sync JSON parser."""
+
+    parser_classes = [SyncJSONParser, FormParser, MultiPartParser]  # deep JSON is a 400, not a RecursionError
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/sync/products/", ProductPullView.as_view(), name="sync-products"),
     path("api/sync/companies-lww/", CompanyLastWriteWinsView.as_view(), name="sync-companies-lww"),

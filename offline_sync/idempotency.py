@@ -26,7 +26,7 @@ def claim(*, user, sync_id, endpoint, body, using):
     Must run inside the push's transaction. Raises ``SyncIdReused`` when the
     sync_id was used with another body or on another endpoint.
     """
-    digest = body_hash(body)
+    digest = body_hash({**body, "sync_id": str(sync_id)})  # the UUID, however it was spelled
     try:
         with transaction.atomic(using=using):
             return SyncRequest.objects.using(using).create(

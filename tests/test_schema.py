@@ -169,7 +169,7 @@ def test_pull_parameters(schema):
     for url in ("/sync/items/", "/sync/notes/", "/sync/items-notes/"):
         params = parameters(schema, url)
         assert params["since"]["in"] == "query"
-        assert params["since"]["schema"] == {"type": "string"}
+        assert params["since"]["schema"] == {"type": "string", "minLength": 1}  # "" is no cursor
         assert params["limit"]["in"] == "query"
         assert params["limit"]["schema"]["type"] == "integer"
         assert params["limit"]["schema"]["minimum"] == 1
@@ -230,6 +230,8 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
         "labels_pull",
         "labels_push",
         "notes_all_pull",
+        "notes_cd_pull",
+        "notes_cd_push",
         "notes_lww_pull",
         "notes_lww_push",
         "notes_pull",

@@ -9,3 +9,4 @@ class ProductPullView(ReadOnlySyncView):
     """`GET /api/sync/products/`: read-only sync (full and delta) of the catalog."""
 
     entities = [SyncEntity("products", Product, filterset_class=ProductFilter)]
+    throttle_scope = "sync"  # settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]

@@ -270,7 +270,7 @@ class SyncAutoSchema(AutoSchema):
             parameters += [
                 OpenApiParameter(
                     "since",
-                    OpenApiTypes.STR,
+                    {"type": "string", "minLength": 1},
                     OpenApiParameter.QUERY,
                     description="The `cursor` of an earlier pull or push. Absent: a full pull.",
                 ),
@@ -760,6 +760,7 @@ class SyncAutoSchema(AutoSchema):
                 "last_sync": nullable(
                     {
                         **build_basic_type(OpenApiTypes.STR),
+                        "minLength": 1,
                         "description": "The cursor of this client's last successful sync; null or omitted on the "
                         "first. A cursor the server did not issue is a `400`.",
                     }

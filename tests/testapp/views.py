@@ -49,3 +49,7 @@ class DocumentPushView(LastWriteWinsSyncView):
     """Soft-deleted documents are hidden by the default manager."""
 
     entities = [SyncEntity("documents", Document)]
+
+
+class NoteConflictView(ConflictDetectionSyncView):
+    entities = [SyncEntity("notes", Note, scope=lambda request: {"owner": request.user})]
