@@ -171,3 +171,36 @@ def test_staff_see_the_sample_conflict_under_conflicting_companies(demo):
     page = opener.open(f"{base}/admin/crm/conflictingcompany/?status=all").read().decode()
     assert "Conflicting companies" in page
     assert "demo-phone" in page
+
+
+def test_hostile_requests_get_json_answers(demo):
+    base, _ = demo
+    deep = ('{"a": ' * 1000 + "1" + "}" * 1000).encode()
+    request = urllib.request.Request(f"{base}/api/auth/token/", data=deep, method="POST")
+    request.add_header("Content-Type", "application/json")
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 400
+    else:
+        raise AssertionError("deep JSON was accepted")
+    # A mistyped sync URL, POSTed without a CSRF token (the demo has CSRF middleware): the JSON 404.
+    status, body = call(base, "POST", "/api/sync/companies-lww", {"sync_id": str(uuid.uuid4())})
+    assert (status, body["error"]) == (404, "not_found")
+
+
+def test_token_logins_are_throttled(demo):
+    """Last in this module: it spends the address's login budget."""
+    base, _ = demo
+    for _ in range(30):
+        request = urllib.request.Request(f"{base}/api/auth/token/", method="POST")
+        request.data = json.dumps({"username": "mobile", "password": "wrong"}).encode()
+        request.add_header("Content-Type", "application/json")
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            if error.code == 429:
+                assert int(error.headers["Retry-After"]) > 0
+                return
+            assert error.code == 400
+    raise AssertionError("30 wrong passwords in a row were never throttled")
