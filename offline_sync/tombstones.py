@@ -35,11 +35,9 @@ def data_attnames(model):
 
 def _json(value):
     """A scope value as JSON holds it (a UUID as its text), so stored and looked-up values compare equal."""
-    return (
-        value
-        if value is None or isinstance(value, (bool, int, float, str))
-        else json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-    )
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def in_scope(scope):
