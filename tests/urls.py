@@ -16,5 +16,6 @@ urlpatterns = [
     path("sync/notes-all/", views.StaffNotePullView.as_view()),
     path("sync/documents/", views.DocumentPushView.as_view()),
     path("sync/conflicts/", include("offline_sync.rest_framework.urls")),
+    path("sync/zoo/", include("tests.zoo.urls")),
     re_path(r"^sync/", not_found_view),
 ]
