@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "offline_sync",
     "tests.testapp",
     "tests.thirdparty",
+    "tests.zoo",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -17,5 +17,6 @@ urlpatterns = [
     path("sync/notes-cd/", views.NoteConflictView.as_view()),
     path("sync/documents/", views.DocumentPushView.as_view()),
     path("sync/conflicts/", include("offline_sync.rest_framework.urls")),
+    path("sync/zoo/", include("tests.zoo.urls")),
     re_path(r"^sync/", not_found_view),
 ]
