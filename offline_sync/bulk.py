@@ -30,6 +30,7 @@ def insert_rows(model, rows, *, connection):
         return []
     from .registry import is_registered
 
+    model = model._meta.concrete_model  # a proxy writes its concrete model's table
     now = timezone.now()
     if is_registered(model):
         meta = {"version": 1, "modified_on": now, "sync_stamp": next_stamp(connection)}

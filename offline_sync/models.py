@@ -7,6 +7,7 @@ deletions (instance, queryset, cascade) leave a ``Tombstone``.
 """
 
 import contextlib
+import datetime
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -186,6 +187,16 @@ class SyncModel(models.Model):
     save.alters_data = True
 
 
+class ExactJSONEncoder(DjangoJSONEncoder):
+    """Django's JSON encoder, but times keep their microseconds (it rounds them to milliseconds)."""
+
+    def default(self, o):
+        if isinstance(o, (datetime.datetime, datetime.time)) and o.microsecond:
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().default(o)
+
+
 class Tombstone(models.Model):
     """A deleted record (or one that left a scope), kept so delta pulls can say so."""
 
@@ -197,7 +208,7 @@ class Tombstone(models.Model):
     scope = models.JSONField(default=dict, blank=True)
     # The record's last state, by attname, so a conflict resolution can restore
     # it with the same id. Empty for a tombstone that only marks a scope exit.
-    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    data = models.JSONField(default=dict, blank=True, encoder=ExactJSONEncoder)
 
     class Meta:
         indexes = [models.Index(fields=["content_type", "sync_stamp", "id"], name="offline_sync_tomb_order")]

@@ -390,7 +390,7 @@ class SyncAutoSchema(AutoSchema):
                 return build_object_type(
                     properties={
                         "conflict_id": build_basic_type(OpenApiTypes.INT),
-                        "status": {"type": "string", "enum": ["resolved"]},
+                        "status": self.resolution_enum("ConflictStatusEnum", ("resolved",)).ref,
                         "resolution": self.resolution_enum("ResolutionEnum", ("server", "client", "merge")).ref,
                         "record": nullable(
                             {**build_basic_type(OpenApiTypes.OBJECT), "description": "The record now; null if deleted."}

@@ -72,6 +72,8 @@ class SyncRecordSerializer(serializers.ModelSerializer):
 
     def build_standard_field(self, field_name, model_field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if model_field.has_db_default():
+            kwargs["required"] = False  # left out, the database's default applies
         if issubclass(field_class, serializers.CharField):
             kwargs["trim_whitespace"] = False  # protocol 2: strings are stored exactly as sent
         if issubclass(field_class, (serializers.CharField, serializers.DecimalField)):
@@ -79,10 +81,11 @@ class SyncRecordSerializer(serializers.ModelSerializer):
         return field_class, kwargs
 
     def build_relational_field(self, field_name, relation_info):
-        kwargs = {"required": not (relation_info.model_field.null or relation_info.model_field.has_default())}
-        if relation_info.model_field.null:
+        field = relation_info.model_field
+        kwargs = {"required": not (field.null or field.has_default() or field.has_db_default())}
+        if field.null:
             kwargs["allow_null"] = True
-        return ForeignKeyIdField, {"model_field": relation_info.model_field, **kwargs}
+        return ForeignKeyIdField, {"model_field": field, **kwargs}
 
     # Unique validators query once per record; the engine checks unique values
     # for all records at once instead (offline_sync.integrity).
@@ -122,6 +125,8 @@ def parse_id(pk_field, value):
     """A record id from JSON for ``pk_field``; ``ValueError`` unless the column could hold it."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(value)
+    while pk_field.is_relation:  # a multi-table child's key: its parent's
+        pk_field = pk_field.target_field
     try:
         pk = pk_field.to_python(value)
     except DjangoValidationError:
