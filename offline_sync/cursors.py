@@ -30,12 +30,21 @@ class Position:
     stamp: int
     source: int = -1
     key: object = None
+    # In a paged full pull, the first page's watermark: the device holds only
+    # what this pull sent, and every deletion of that has a stamp at or above
+    # it, so older purged tombstones cannot matter to it (see ``needs_since``).
+    floor: int = 0
+
+    @property
+    def needs_since(self):
+        """The oldest stamp whose tombstones the holder of this position still needs."""
+        return max(self.stamp, self.floor)
 
     def encode(self):
         # A key that is not an int (a UUID, say) travels as its text, which
         # sorts the same way in the database.
         key = self.key if self.key is None or isinstance(self.key, int) else str(self.key)
-        raw = json.dumps([self.stamp, self.source, key], separators=(",", ":"))
+        raw = json.dumps([self.stamp, self.source, key, self.floor], separators=(",", ":"))
         return _PREFIX + _SIGNER.sign(base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
 
     @classmethod
@@ -49,11 +58,11 @@ class Position:
             raise InvalidCursor(field)
         try:
             if text.startswith(_UNSIGNED_PREFIX):
-                _parse(text[len(_UNSIGNED_PREFIX) :])
+                _parse(text[len(_UNSIGNED_PREFIX) :], 3)
                 return EXPIRED
             if not text.startswith(_PREFIX):
                 raise ValueError
-            return cls(*_parse(_SIGNER.unsign(text[len(_PREFIX) :])))
+            return cls(*_parse(_SIGNER.unsign(text[len(_PREFIX) :]), 4))
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, signing.BadSignature):
             raise InvalidCursor(field) from None
 
@@ -77,10 +86,15 @@ class Position:
 EXPIRED = Position(-1)
 
 
-def _parse(body):
-    stamp, source, key = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+def _parse(body, length):
+    parts = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    if not isinstance(parts, list) or len(parts) != length:
+        raise ValueError
+    stamp, source, key, *floor = parts
     if not (isinstance(stamp, int) and isinstance(source, int) and stamp >= 0 and source >= -1):
         raise ValueError
     if source >= 0 and not isinstance(key, (int, str)):
         raise ValueError
-    return stamp, source, key
+    if floor and not (isinstance(floor[0], int) and floor[0] >= 0):
+        raise ValueError
+    return stamp, source, key, *floor

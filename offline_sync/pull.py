@@ -72,7 +72,7 @@ class Page:
 
 
 def check_not_expired(since, using):
-    if since is not None and since.stamp <= purge_horizon(using):
+    if since is not None and since.needs_since <= purge_horizon(using):
         raise CursorExpired()
 
 
@@ -103,7 +103,9 @@ def pull(entities, since=None, limit=1000, *, using=None):
     items = items[:limit]
     if has_more:
         last = items[-1]
-        position = Position(last.stamp, last.rank, last.key)
+        # A full pull's next pages still need only deletions from its first page's watermark on.
+        floor = upper if since is None else since.floor
+        position = Position(last.stamp, last.rank, last.key, floor)
     elif since is not None and since.stamp >= upper:
         position = since
     else:

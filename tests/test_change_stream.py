@@ -313,6 +313,30 @@ def test_a_retry_after_a_purge_answers_its_outcome_with_a_full_pull():
     assert Item.objects.filter(name="new").count() == 1
 
 
+def test_a_paged_full_pull_goes_on_after_a_purge_of_older_deletions():
+    client = client_for(make_user("reader"))
+    Item.objects.bulk_create([Item(name="a"), Item(name="b")])
+    Item.objects.filter(name="b").update(category="x")  # a newer stamp than a's
+    Item.objects.create(name="doomed").delete()
+    _age_tombstones()
+    tombstones.purge()  # the horizon now lies above the records' stamps
+    replica = Replica(client, "/sync/items/")
+    assert replica.sync(limit=1) == 2
+    assert {r["name"] for r in replica.data["items"].values()} == {"a", "b"}
+
+
+def test_a_paged_full_pull_answers_410_when_a_deletion_it_needs_was_purged():
+    client = client_for(make_user("reader"))
+    first, _ = Item.objects.bulk_create([Item(name="a"), Item(name="b")])
+    Item.objects.filter(name="b").update(category="x")
+    page = client.get("/sync/items/", {"limit": 1}).json()
+    assert [r["name"] for r in page["changes"]["items"]["records"]] == ["a"]
+    Item.objects.filter(pk=first.pk).delete()  # after the page was read: the device needs this deletion
+    _age_tombstones()
+    tombstones.purge()
+    assert client.get("/sync/items/", {"since": page["cursor"]}).status_code == 410
+
+
 # -- scope exits ----------------------------------------------------------------------------------
 
 
