@@ -125,16 +125,25 @@ def _unique_match(model, objs, unique_fields):
 SyncManager = models.Manager.from_queryset(SyncQuerySet, "SyncManager")
 
 
-def saves_over_row(instance, using):
-    """Whether saving this new instance will UPDATE a row (``Model(pk=existing).save()``), as Django decides.
+def current_version(instance, using, *, force_insert=False):
+    """``(updating, version)``: will saving ``instance`` UPDATE a row, and the version that row has now.
 
-    Such a save must continue that row's version, not restart it at 1. The row
-    is locked so that it cannot vanish before the UPDATE.
+    The row is locked, so the version read stays right until the save
+    commits. A save that inserts (a new record, or one whose row was deleted
+    meanwhile, which Django inserts again) continues the version the deleted
+    row last had (0 when it never existed), so no device sees a version go back.
     """
     pk = instance._meta.pk
-    if instance.pk is None or pk.has_default() or pk.has_db_default():
-        return False  # Django inserts
-    return type(instance)._base_manager.using(using).filter(pk=instance.pk).select_for_update().exists()
+    adding_with_default = instance._state.adding and (pk.has_default() or pk.has_db_default())
+    if instance.pk is None or force_insert or adding_with_default:
+        return False, 0  # Django inserts
+    model = type(instance)
+    version = model._base_manager.using(using).filter(pk=instance.pk).select_for_update()
+    version = version.values_list("version", flat=True).first()
+    if version is not None:
+        return True, version
+    last = tombstones.for_model(model, using).filter(object_pk=str(instance.pk)).exclude(data={})
+    return False, last.order_by("-sync_stamp", "-pk").values_list("data__version", flat=True).first() or 0
 
 
 class SyncModel(models.Model):
@@ -166,12 +175,9 @@ class SyncModel(models.Model):
         using = using or router.db_for_write(type(self), instance=self)
         self.modified_on = timezone.now()
         with transaction.atomic(using=using, savepoint=False):
-            updating = not self._state.adding or (not kwargs.get("force_insert") and saves_over_row(self, using))
-            self.sync_stamp = next_stamp(connections[using])
-            if updating:
-                self.version = F("version") + 1
-            else:
-                self.version = 1
+            self.sync_stamp = next_stamp(connections[using])  # first: on SQLite it takes the write lock
+            updating, version = current_version(self, using, force_insert=kwargs.get("force_insert"))
+            self.version = version + 1
             if update_fields is not None:
                 update_fields = {*update_fields, *SYNC_FIELDS}
             exits = contextlib.nullcontext()
@@ -181,8 +187,6 @@ class SyncModel(models.Model):
                 )
             with exits:
                 super().save(*args, using=using, update_fields=update_fields, **kwargs)
-            if updating:
-                self.refresh_from_db(using=using, fields=["version"])
 
     save.alters_data = True
 

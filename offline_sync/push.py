@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from django.db import connections, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from . import integrity, tombstones
@@ -119,11 +119,7 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
         if missing:
             unknown[push.name] = sorted(missing, key=str)
     visible = {push.model: push.query.visible for push in pushes}
-    dangling = {}
-    for push in pushes:
-        refs = integrity.dangling_references(push.model, push.rows(), visible, using)
-        if refs:
-            dangling[push.name] = refs
+    dangling = _dangling_references(pushes, visible, using)
     if unknown or dangling:
         raise RecordsNotFound({**unknown, **dangling})
     for push in pushes:  # a modification that changes no field is a no-op, never a conflict
@@ -139,9 +135,10 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
             raise RecordsInvalid(clashes)
 
     connection = connections[using]
-    id_map = {push.name: _add(push, connection) for push in pushes}
-    for push in pushes:
-        modify_rows(push.model, [(item.pk, item.values) for item in push.modified], using)
+    with _parents_deleted_meanwhile(pushes, visible, using):
+        id_map = {push.name: _add(push, connection) for push in pushes}
+        for push in pushes:
+            modify_rows(push.model, [(item.pk, item.values) for item in push.modified], using)
     for push in reversed(pushes):
         _delete(push, [item.pk for item in push.deleted if item.pk in states[push.name]], using)
     return PushOutcome(
@@ -149,6 +146,48 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
         gone={name: sorted(ids, key=str) for name, ids in gone.items()},
         conflicts=conflicts,
     )
+
+
+def _dangling_references(pushes, visible, using):
+    dangling = {}
+    for push in pushes:
+        refs = integrity.dangling_references(push.model, push.rows(), visible, using)
+        if refs:
+            dangling[push.name] = refs
+    return dangling
+
+
+@contextlib.contextmanager
+def _parents_deleted_meanwhile(pushes, visible, using):
+    """Writes of foreign keys, in a savepoint, their constraints checked at its end (PostgreSQL).
+
+    A parent that a concurrent transaction deleted after the check makes them
+    fail, and the push then answers 404 as the check would have, instead of an
+    ``IntegrityError`` at commit. (Locking the parents instead would make that
+    deletion fail.) SQLite has one writer at a time: no such race.
+    """
+    connection = connections[using]
+    has_references = any(
+        row.values.get(f.attname) is not None for push in pushes for row in push.rows() for f in _foreign_keys(push)
+    )
+    if connection.vendor != "postgresql" or not has_references:
+        yield
+        return
+    try:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            yield
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # Django's foreign keys are checked at commit
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    except IntegrityError:
+        dangling = _dangling_references(pushes, visible, using)
+        if dangling:
+            raise RecordsNotFound(dangling) from None
+        raise
+
+
+def _foreign_keys(push):
+    return [f for f in push.model._meta.concrete_fields if f.is_relation and not f.auto_created]
 
 
 def _delete(push, pks, using):

@@ -13,7 +13,6 @@ import functools
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router, transaction
-from django.db.models import F
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils import timezone
 
@@ -126,12 +125,11 @@ def _save_in_one_transaction(model):
 def _before_save(sender, instance, raw=False, using=None, update_fields=None, **kwargs):
     if raw:
         return
-    # The UPDATE that save() runs must not write back a stale version; the
-    # bump itself happens in one SQL update after the save.
-    from .models import saves_over_row
+    # The save writes the version as it is (the row is locked); the bump
+    # happens in one SQL update after the save.
+    from .models import current_version
 
-    updating = not instance._state.adding or saves_over_row(instance, using)
-    instance.version = F("version") if updating else 0
+    updating, instance.version = current_version(instance, using)
     scope = set(sender.sync_scope_fields)
     if scope and updating and (update_fields is None or scope & set(update_fields)):
         rows = sender._base_manager.using(using).filter(pk=instance.pk)

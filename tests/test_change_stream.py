@@ -426,6 +426,47 @@ def test_saving_a_new_instance_over_an_existing_row_continues_its_version(model)
     assert model.objects.get(pk=row.pk).version == 3
 
 
+@pytest.mark.parametrize("model", [Item, Label])
+def test_saving_an_instance_whose_row_was_deleted_meanwhile_continues_its_version(model):
+    row = model.objects.create(name="a")
+    row.save()  # version 2
+    stale = model.objects.get(pk=row.pk)
+    model.objects.filter(pk=row.pk).delete()
+    stale.name = "back"
+    stale.save()  # Django inserts the row again, as for any model
+    assert model.objects.get(pk=row.pk).version == 3
+
+
+@pytest.mark.postgres
+def test_a_parent_deleted_while_a_child_is_pushed_is_a_404():
+    from offline_sync import integrity
+
+    writer = make_user("writer")
+    item = Item.objects.create(name="parent")
+    deleter = threading.Thread(target=lambda: (Item.objects.filter(pk=item.pk).delete(), connection.close()))
+    check_unique = integrity.unique_clashes
+
+    def delete_parent_meanwhile(*args, **kwargs):  # after the push found the parent, before it writes
+        deleter.start()
+        deadline = time.monotonic() + 5
+        while deleter.is_alive() and time.monotonic() < deadline:
+            try:
+                wait_until_blocked_on_a_lock(0.2)
+                break
+            except AssertionError:
+                continue
+        return check_unique(*args, **kwargs)
+
+    changes = {"notes": {"added": [{"local_id": "n", "item": item.pk, "text": "child"}]}}
+    with mock.patch.object(integrity, "unique_clashes", delete_parent_meanwhile):
+        response = push(client_for(writer), "/sync/notes-lww/", changes)
+    deleter.join(10)
+    # The deletion goes through; the push answers as if it had come first: 404, naming child and parent.
+    assert (response.status_code, response.json()["detail"]) == (404, {"notes": [{"local_id": "n", "item": item.pk}]})
+    assert not Note.objects.exists()
+    assert not Item.objects.exists()
+
+
 # -- managers that hide rows ----------------------------------------------------------------------
 
 
