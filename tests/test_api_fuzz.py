@@ -81,8 +81,8 @@ def said_in_words(path, message):
         return True  # a string the server never issued as a cursor
     if path[:1] == ("record",):
         return True  # a merge's record holds fields of the conflict's entity, which the schema cannot name
-    if "NUL" in message and len(path) >= 5 and path[4] in ("id", "version", "modified_on", "owner"):
-        return True  # an ignored field takes any JSON value, but no string in a body may hold a NUL
+    if "NUL" in message:
+        return True  # no string in a body may hold a NUL, not even inside a JSON field's value or an ignored field
     if len(path) == 5 and path[0] == "changes" and path[2] in ("added", "modified", "deleted"):
         # A local_id, and a record, once per entity and push: JSON Schema has no uniqueness of a property.
         return path[4] in ("local_id", "id") and ("Duplicate" in message or "twice" in message)

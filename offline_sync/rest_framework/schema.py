@@ -52,7 +52,7 @@ from rest_framework import serializers
 
 from ..conf import sync_settings
 from ..records import WIRE_META
-from .serializers import SERVER_OWNED, ForeignKeyIdField, StrictTypeMixin
+from .serializers import SERVER_OWNED, ForeignKeyIdField, SecondsDurationField, StrictTypeMixin
 
 # Every `error` code of the protocol (section 7), plus the ones DRF adds.
 ERROR_CODES = (
@@ -184,7 +184,7 @@ def id_type(pk_field):
     if isinstance(pk_field, models.UUIDField):
         return build_basic_type(OpenApiTypes.UUID)
     if not isinstance(pk_field, models.IntegerField):
-        return build_basic_type(OpenApiTypes.STR)
+        return {**build_basic_type(OpenApiTypes.STR), "pattern": NO_NUL}
     schema = build_basic_type(OpenApiTypes.INT)
     ops = connections[router.db_for_read(pk_field.model)].ops
     low, high = ops.integer_field_range(pk_field.get_internal_type())
@@ -603,6 +603,10 @@ class SyncAutoSchema(AutoSchema):
                 prop = self.decimal_string(field)  # StrictTypeMixin: strings only, whatever COERCE_DECIMAL_TO_STRING
             elif isinstance(field, serializers.CharField) and prop.get("type") == "string":
                 prop = self.char_string(field, prop)
+            elif isinstance(field, serializers.DurationField):
+                prop = self.duration_seconds(field)
+            elif isinstance(field, serializers.JSONField) and not field.allow_null:
+                prop = {**prop, "anyOf": [{"type": t} for t in ("object", "array", "string", "number", "boolean")]}
             properties[name] = prop
             if name in schema.get("required", ()):
                 required.append(name)
@@ -618,6 +622,16 @@ class SyncAutoSchema(AutoSchema):
             non_blank = not field.allow_blank and field.trim_whitespace
             schema["pattern"] = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$" if non_blank else NO_NUL
         return schema
+
+    def duration_seconds(self, field):
+        """A duration: a number of seconds, as pulls send it (``SecondsDurationField``)."""
+        schema = {
+            "type": "number",
+            "minimum": -SecondsDurationField.MAX_SECONDS,
+            "maximum": SecondsDurationField.MAX_SECONDS,
+            "description": "Seconds, as pulls send it; a string in Django's duration formats is taken too.",
+        }
+        return nullable(schema) if field.allow_null else schema
 
     def decimal_string(self, field):
         """A DecimalField's schema: a string (protocol section 2), exactly the plain notations it takes."""

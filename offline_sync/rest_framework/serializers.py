@@ -5,10 +5,11 @@ Every error carries its path, ``{"changes": {"companies": {"added": {"0":
 looked up in the database.
 """
 
+import datetime
 import uuid
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import connections, router
+from django.db import connections, models, router
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.validators import ProhibitSurrogateCharactersValidator, UniqueValidator
@@ -46,6 +47,24 @@ class ForeignKeyIdField(serializers.Field):
     default_error_messages = {"invalid": "Not a valid id."}
 
 
+class SecondsDurationField(serializers.DurationField):
+    """A duration as pulls send it, a number of seconds; also a string in Django's formats."""
+
+    MAX_SECONDS = datetime.timedelta.max.total_seconds() // 2  # well inside what timedelta holds
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid", format="a number of seconds")
+        if isinstance(data, (int, float)):
+            if not -self.MAX_SECONDS <= data <= self.MAX_SECONDS:
+                self.fail("invalid", format="a number of seconds")
+            return datetime.timedelta(seconds=data)
+        try:
+            return super().to_internal_value(data)
+        except OverflowError:
+            self.fail("invalid", format="a number of seconds")
+
+
 class StrictTypeMixin:
     """Refuse JSON values of another type (DRF would turn a number into a string)."""
 
@@ -69,6 +88,11 @@ def _strict(field_class):
 
 class SyncRecordSerializer(serializers.ModelSerializer):
     """Default serializer of pushed records: strings and decimals as JSON strings, kept exactly; foreign keys by id."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DurationField: SecondsDurationField,
+    }
 
     def build_standard_field(self, field_name, model_field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)
