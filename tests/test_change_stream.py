@@ -487,6 +487,15 @@ def test_a_soft_deleted_record_leaves_the_devices_and_a_push_to_it_finds_it_gone
     assert Document.all_objects.get(pk=hidden.pk).title == "hidden"
 
 
+def test_a_record_that_get_visible_queryset_stops_showing_leaves_the_devices():
+    kept, archived = Item.objects.create(name="kept"), Item.objects.create(name="archived")
+    replica = Replica(client_for(make_user("reader")), "/sync/items-narrowed/")
+    replica.sync()
+    Item.objects.filter(pk=archived.pk).update(category="archived")
+    replica.sync()
+    assert replica.ids("items") == {kept.pk}
+
+
 @isolate_apps("tests.thirdparty")
 def test_a_base_manager_that_filters_rows_is_a_configuration_error():
     class Hiding(SyncManager):

@@ -225,6 +225,7 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
         "items_cd_push",
         "items_lww_pull",
         "items_lww_push",
+        "items_narrowed_pull",
         "items_notes_pull",
         "items_pull",
         "labels_pull",

@@ -14,6 +14,7 @@ urlpatterns = [
     path("sync/items-cd/", views.ItemConflictView.as_view()),
     path("sync/labels/", views.LabelPushView.as_view()),
     path("sync/notes-all/", views.StaffNotePullView.as_view()),
+    path("sync/items-narrowed/", views.NarrowedItemPullView.as_view()),
     path("sync/notes-cd/", views.NoteConflictView.as_view()),
     path("sync/documents/", views.DocumentPushView.as_view()),
     path("sync/conflicts/", include("offline_sync.rest_framework.urls")),

@@ -53,3 +53,12 @@ class DocumentPushView(LastWriteWinsSyncView):
 
 class NoteConflictView(ConflictDetectionSyncView):
     entities = [SyncEntity("notes", Note, scope=lambda request: {"owner": request.user})]
+
+
+class NarrowedItemPullView(ReadOnlySyncView):
+    """Items, but ``get_visible_queryset`` hides archived ones."""
+
+    entities = [SyncEntity("items", Item)]
+
+    def get_visible_queryset(self, entity):
+        return super().get_visible_queryset(entity).exclude(category="archived")
