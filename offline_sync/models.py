@@ -125,7 +125,7 @@ def _unique_match(model, objs, unique_fields):
 SyncManager = models.Manager.from_queryset(SyncQuerySet, "SyncManager")
 
 
-def current_version(instance, using, *, force_insert=False):
+def current_version(instance, using, *, force_insert=False, force_update=False):
     """``(updating, version)``: will saving ``instance`` UPDATE a row, and the version that row has now.
 
     The row is locked, so the version read stays right until the save
@@ -134,7 +134,7 @@ def current_version(instance, using, *, force_insert=False):
     row last had (0 when it never existed), so no device sees a version go back.
     """
     pk = instance._meta.pk
-    adding_with_default = instance._state.adding and (pk.has_default() or pk.has_db_default())
+    adding_with_default = instance._state.adding and not force_update and (pk.has_default() or pk.has_db_default())
     if instance.pk is None or force_insert or adding_with_default:
         return False, 0  # Django inserts
     model = type(instance)
@@ -176,7 +176,9 @@ class SyncModel(models.Model):
         self.modified_on = timezone.now()
         with transaction.atomic(using=using, savepoint=False):
             self.sync_stamp = next_stamp(connections[using])  # first: on SQLite it takes the write lock
-            updating, version = current_version(self, using, force_insert=kwargs.get("force_insert"))
+            updating, version = current_version(
+                self, using, force_insert=kwargs.get("force_insert"), force_update=kwargs.get("force_update")
+            )
             self.version = version + 1
             if update_fields is not None:
                 update_fields = {*update_fields, *SYNC_FIELDS}
@@ -189,6 +191,13 @@ class SyncModel(models.Model):
                 super().save(*args, using=using, update_fields=update_fields, **kwargs)
 
     save.alters_data = True
+
+    def delete(self, using=None, keep_parents=False):
+        using = using or router.db_for_write(type(self), instance=self)
+        with tombstones.instance_deletion(self, using):
+            return super().delete(using=using, keep_parents=keep_parents)
+
+    delete.alters_data = True
 
 
 class ExactJSONEncoder(DjangoJSONEncoder):

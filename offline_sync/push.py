@@ -19,6 +19,7 @@ from . import integrity, tombstones
 from .bulk import insert_rows, update_rows
 from .exceptions import RecordsInvalid, RecordsNotFound
 from .integrity import Row
+from .pull import check_not_expired
 from .stamps import next_stamp
 
 
@@ -120,6 +121,9 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
             unknown[push.name] = sorted(missing, key=str)
     visible = {push.model: push.query.visible for push in pushes}
     dangling = _dangling_references(pushes, visible, using)
+    if unknown and last_sync is not None:
+        # A purge that committed since this push checked the horizon may have taken their tombstones.
+        check_not_expired(last_sync, using)
     if unknown or dangling:
         raise RecordsNotFound({**unknown, **dangling})
     for push in pushes:  # a modification that changes no field is a no-op, never a conflict

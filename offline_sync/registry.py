@@ -65,7 +65,7 @@ def unregister(model):
     uid = _uid(model)
     for signal in (pre_save, post_save, post_delete):
         signal.disconnect(sender=model, dispatch_uid=uid)
-    model.save = model.save.__wrapped__
+    model.save, model.delete = model.save.__wrapped__, model.delete.__wrapped__
     del _registered[model]
 
 
@@ -108,6 +108,8 @@ def _use_sync_querysets(model):
 def _save_in_one_transaction(model):
     """Wrap ``model.save`` in a transaction: the save writes the values, ``_after_save`` their stamp.
 
+    And ``model.delete``, so that its tombstone comes from the row (``tombstones.instance_deletion``).
+
     In autocommit (the admin, scripts) they would commit apart, and a pull in
     between would see the new values at the old stamp and version.
     """
@@ -120,6 +122,15 @@ def _save_in_one_transaction(model):
             return save(self, *args, using=using, **kwargs)
 
     model.save = synced_save
+    delete = model.delete
+
+    @functools.wraps(delete)
+    def synced_delete(self, using=None, keep_parents=False):
+        using = using or router.db_for_write(type(self), instance=self)
+        with tombstones.instance_deletion(self, using):
+            return delete(self, using=using, keep_parents=keep_parents)
+
+    model.delete = synced_delete
 
 
 def _before_save(sender, instance, raw=False, using=None, update_fields=None, **kwargs):

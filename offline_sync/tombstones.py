@@ -84,7 +84,7 @@ def record_for_queryset(queryset):
 
     model = queryset.model
     scope, data = scope_attnames(model), data_attnames(model)
-    rows = list(queryset.order_by().values_list("pk", *scope, *data))
+    rows = list(locked(queryset).values_list("pk", *scope, *data))
     if rows:
         stamp = next_stamp(connections[queryset.db])
         tombs = _build(
@@ -98,16 +98,22 @@ def record_for_queryset(queryset):
     return frozenset(row[0] for row in rows)
 
 
-def scope_values(queryset, *, lock=False):
-    """``{pk: (scope values...)}`` of the rows of ``queryset``, by the model's scope fields.
+def locked(queryset):
+    """The rows of ``queryset``, locked in pk order, to be read before writing them.
 
-    ``lock`` (before a write) takes the rows' locks first, in pk order: a
-    concurrent owner change must be waited for and its outcome read, or the
-    exit would be recorded under an owner the row no longer has.
+    A concurrent owner change must be waited for and its outcome read, or a
+    deletion or a scope exit would be recorded under an owner the row no
+    longer has. The rows are selected by pk from a subquery, so the lock
+    falls on the model's own rows whatever the queryset joins (PostgreSQL
+    refuses ``FOR UPDATE`` on an outer join's nullable side, or with DISTINCT).
     """
-    rows = queryset.order_by("pk")
-    if lock:
-        rows = rows.select_for_update()
+    base = queryset.model._base_manager.using(queryset.db)
+    return base.filter(pk__in=queryset.values("pk")).order_by("pk").select_for_update()
+
+
+def scope_values(queryset, *, lock=False):
+    """``{pk: (scope values...)}`` of the rows of ``queryset``, by scope field (``lock``: see ``locked``)."""
+    rows = locked(queryset) if lock else queryset.order_by("pk")
     return {pk: tuple(rest) for pk, *rest in rows.values_list("pk", *scope_attnames(queryset.model))}
 
 
@@ -142,6 +148,20 @@ def record_scope_exits(model, before, after, stamp, using):
     rows = [(pk, *old) for pk, old in before.items() if pk in after and after[pk] != old]
     if rows:
         insert_rows(Tombstone, [_row(t) for t in _build(model, rows, stamp, using)], connection=connections[using])
+
+
+@contextmanager
+def instance_deletion(instance, using):
+    """Around ``instance.delete()``: its tombstone from the row as it is now, not from the instance.
+
+    An instance loaded before its record moved to another owner would leave
+    the tombstone under the old owner, and the new owner's devices would keep it.
+    """
+    model = type(instance)
+    with transaction.atomic(using=using, savepoint=False):
+        doomed = record_for_queryset(model._base_manager.using(using).filter(pk=instance.pk))
+        with already_recorded(model, doomed):
+            yield
 
 
 @contextmanager
