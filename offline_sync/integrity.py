@@ -67,8 +67,11 @@ def unique_sets(model):
     return list(dict.fromkeys(sets))
 
 
-def unique_clashes(model, rows, using):
-    """Error detail for rows whose unique values repeat within ``rows`` or clash with another row."""
+def unique_clashes(model, rows, using, vacated=()):
+    """Error detail for rows whose unique values repeat within ``rows`` or clash with another row.
+
+    ``vacated``: pks of rows deleted before ``rows`` are written, whose values are free then.
+    """
     sets = unique_sets(model)
     current = _current_values(model, rows, sets, using)
     errors = {}
@@ -79,7 +82,8 @@ def unique_clashes(model, rows, using):
         by_key = defaultdict(list)
         for row, key in keyed:
             by_key[key].append(row)
-        taken = _taken(model, attnames, by_key, [row.pk for row, _ in keyed if row.pk is not None], using)
+        rewritten = [row.pk for row, _ in keyed if row.pk is not None]
+        taken = _taken(model, attnames, by_key, [*rewritten, *vacated], using)
         for key, same in by_key.items():
             for n, row in enumerate(same):
                 if key in taken:
@@ -129,7 +133,7 @@ def attnames_touched(row, attnames):
 
 
 def _taken(model, attnames, by_key, rewritten, using):
-    """The keys of ``by_key`` that rows other than those being rewritten already hold."""
+    """The keys of ``by_key`` that rows other than those being rewritten (or deleted) already hold."""
     if len(attnames) == 1:
         match = Q(**{f"{attnames[0]}__in": [key[0] for key in by_key]})
     else:

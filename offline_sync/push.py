@@ -3,9 +3,9 @@
 ``apply_push`` runs inside the caller's transaction, so a push applies whole
 or not at all. It looks every target up first (one query per entity), refuses
 ids that do not exist or lie outside the caller's scope, optionally sets
-aside the changes that conflict, then writes: added records with one INSERT,
-modified ones with one UPDATE per entity (see bulk.py), deleted ones through
-``QuerySet.delete()`` (cascades and tombstones included).
+aside the changes that conflict, then writes: modified records with one UPDATE
+per entity (see bulk.py), deleted ones through ``QuerySet.delete()`` (cascades
+and tombstones included), added ones with one INSERT per entity.
 """
 
 import contextlib
@@ -134,17 +134,22 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
             conflicts += _set_aside_conflicts(push, states[push.name], gone[push.name], last_sync, using)
     for push in pushes:
         push.modified = [item for item in push.modified if item.pk in states[push.name]]
-        clashes = integrity.unique_clashes(push.model, push.rows(), using)
+        push.deleted = [item for item in push.deleted if item.pk in states[push.name]]
+        doomed = [item.pk for item in push.deleted]
+        clashes = integrity.unique_clashes(push.model, push.rows(), using, vacated=doomed)
         if clashes:
             raise RecordsInvalid(clashes)
 
+    # Modifications, then deletions (children first), then additions (parents first): a record
+    # moved to another parent survives its old parent's deletion, and a unique value a record
+    # gives up or a deleted record held is free for a new one.
     connection = connections[using]
     with _parents_deleted_meanwhile(pushes, visible, using):
-        id_map = {push.name: _add(push, connection) for push in pushes}
         for push in pushes:
             modify_rows(push.model, [(item.pk, item.values) for item in push.modified], using)
-    for push in reversed(pushes):
-        _delete(push, [item.pk for item in push.deleted if item.pk in states[push.name]], using)
+        for push in reversed(pushes):
+            _delete(push, [item.pk for item in push.deleted], using)
+        id_map = {push.name: _add(push, connection) for push in pushes}
     return PushOutcome(
         id_map={name: {str(k): v for k, v in ids.items()} for name, ids in id_map.items()},
         gone={name: sorted(ids, key=str) for name, ids in gone.items()},

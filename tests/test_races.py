@@ -207,3 +207,38 @@ def test_a_purge_that_commits_while_a_push_resolves_its_targets_answers_410_not_
         )
     assert not Tombstone.objects.exists()  # the purge did commit
     assert response.status_code == 410, response.json()
+
+
+def test_a_push_that_renames_a_unique_value_and_reuses_it_is_applied():
+    # The push is valid: after it, every code is unique. integrity.unique_clashes() passes it
+    # (the renamed row is "being rewritten"), but push.apply_push() inserts the added rows
+    # before it updates the modified ones, so the INSERT hits the old value and the whole push
+    # is refused (400 from the IntegrityError fallback). The device can never sync it.
+    client = client_for(make_user("keeper", zoo=True))
+    zone = _zone("AB01")
+    changes = {
+        "zones": {
+            "modified": [{"id": zone.pk, "code": "AB02"}],
+            "added": [{"local_id": "n", "name": "new", "code": "AB01", "climate": "arid", "capacity": 3}],
+        }
+    }
+    response = push(client, "/sync/zoo/zones-lww/", changes)
+    assert response.status_code == 200, response.json()
+    assert set(Zone.objects.values_list("code", flat=True)) == {"AB01", "AB02"}
+
+
+def test_a_push_that_deletes_a_record_and_adds_one_with_its_unique_value_is_applied():
+    # A device deletes a zone and creates a new one with its code (offline, one sync run). The
+    # final state is valid, but the integrity check counts the doomed row as holding the code
+    # (deletes run last) and refuses the push with a 400 it can never get past.
+    client = client_for(make_user("keeper", zoo=True))
+    zone = _zone("AB01")
+    changes = {
+        "zones": {
+            "deleted": [{"id": zone.pk}],
+            "added": [{"local_id": "n", "name": "new", "code": "AB01", "climate": "arid", "capacity": 3}],
+        }
+    }
+    response = push(client, "/sync/zoo/zones-lww/", changes)
+    assert response.status_code == 200, response.json()
+    assert list(Zone.objects.values_list("code", flat=True)) == ["AB01"]
