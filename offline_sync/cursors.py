@@ -34,6 +34,12 @@ class Position:
     # what this pull sent, and every deletion of that has a stamp at or above
     # it, so older purged tombstones cannot matter to it (see ``needs_since``).
     floor: int = 0
+    # A push's own changes, sent ahead of the watermark while a transaction older
+    # than the push still runs: the rows of stamp ``own`` are delivered up to
+    # ``(own_source, own_key)`` (``own_source == -1``: none yet). See pull.py.
+    own: int = 0
+    own_source: int = -1
+    own_key: object = None
 
     @property
     def needs_since(self):
@@ -41,10 +47,8 @@ class Position:
         return max(self.stamp, self.floor)
 
     def encode(self):
-        # A key that is not an int (a UUID, say) travels as its text, which
-        # sorts the same way in the database.
-        key = self.key if self.key is None or isinstance(self.key, int) else str(self.key)
-        raw = json.dumps([self.stamp, self.source, key, self.floor], separators=(",", ":"))
+        parts = [self.stamp, self.source, _text(self.key), self.floor, self.own, self.own_source, _text(self.own_key)]
+        raw = json.dumps(parts, separators=(",", ":"))
         return _PREFIX + _SIGNER.sign(base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
 
     @classmethod
@@ -62,17 +66,25 @@ class Position:
                 return EXPIRED
             if not text.startswith(_PREFIX):
                 raise ValueError
-            return cls(*_parse(_SIGNER.unsign(text[len(_PREFIX) :]), 4))
+            return cls(*_parse(_SIGNER.unsign(text[len(_PREFIX) :]), 7))
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, signing.BadSignature):
             raise InvalidCursor(field) from None
 
     def covers(self, stamp, rank, key):
-        """True if a change at ``(stamp, rank, key)`` is at or before this position."""
+        """True if a change at ``(stamp, rank, key)`` was delivered up to this position."""
+        if self.own and stamp == self.own and _at_or_before(rank, key, self.own_source, self.own_key):
+            return True
         if stamp != self.stamp:
             return stamp < self.stamp
-        if rank != self.source:
-            return rank < self.source
-        return (key if isinstance(self.key, int) else str(key)) <= self.key
+        return _at_or_before(rank, key, self.source, self.key)
+
+    def own_after(self, rank, key_field="pk"):
+        """Q for the rows of stamp ``own`` and source ``rank`` not yet delivered; None if all were."""
+        if rank < self.own_source:
+            return None
+        if rank > self.own_source:
+            return Q(sync_stamp=self.own)
+        return Q(sync_stamp=self.own, **{f"{key_field}__gt": self.own_key})
 
     def after(self, rank, key_field="pk"):
         """Q for the rows of source ``rank`` that come after this position."""
@@ -86,15 +98,33 @@ class Position:
 EXPIRED = Position(-1)
 
 
+def _text(key):
+    """A key that is not an int (a UUID, say) travels as its text, which sorts the same way in the database."""
+    return key if key is None or isinstance(key, int) else str(key)
+
+
+def _at_or_before(rank, key, source, mine):
+    if rank != source:
+        return rank < source
+    return (key if isinstance(mine, int) else str(key)) <= mine
+
+
 def _parse(body, length):
     parts = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     if not isinstance(parts, list) or len(parts) != length:
         raise ValueError
-    stamp, source, key, *floor = parts
+    stamp, source, key, *rest = parts
+    _check_place(stamp, source, key)
+    if rest:
+        floor, own, own_source, own_key = rest
+        if not (isinstance(floor, int) and floor >= 0):
+            raise ValueError
+        _check_place(own, own_source, own_key)
+    return parts
+
+
+def _check_place(stamp, source, key):
     if not (isinstance(stamp, int) and isinstance(source, int) and stamp >= 0 and source >= -1):
         raise ValueError
     if source >= 0 and not isinstance(key, (int, str)):
         raise ValueError
-    if floor and not (isinstance(floor[0], int) and floor[0] >= 0):
-        raise ValueError
-    return stamp, source, key, *floor

@@ -6,7 +6,7 @@ changes below the watermark, so nothing committed later can slip behind the
 cursor it returns (see stamps.py).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from django.db import connections
@@ -85,7 +85,7 @@ def pull(entities, since=None, limit=1000, *, using=None):
     if since is EXPIRED:
         raise CursorExpired()
     using = using or entities[0].subset.db
-    upper, own = watermark(connections[using])
+    upper, own_now = watermark(connections[using])
     items = []  # Change
     for index, entity in enumerate(entities):
         if since is None:
@@ -107,11 +107,20 @@ def pull(entities, since=None, limit=1000, *, using=None):
         floor = upper if since is None else since.floor
         position = Position(last.stamp, last.rank, last.key, floor)
     elif since is not None and since.stamp >= upper:
-        position = since
+        position = replace(since, own=0, own_source=-1, own_key=None)
     else:
         position = Position(upper)
-    if own is not None and not has_more:
-        items += _own_changes(entities, own, limit - len(items), using)
+    own = _own_part(since, upper, own_now)
+    if own is not None:
+        sent = own
+        if not has_more:  # after every other change: they come last in the order too
+            room = limit - len(items)
+            mine = sorted(_own_changes(entities, own, room, using), key=lambda item: item[:3])
+            has_more, mine = len(mine) > room, mine[:room]
+            items += mine
+            if mine:
+                sent = replace(own, own_source=mine[-1].rank, own_key=mine[-1].key)
+        position = replace(position, own=sent.own, own_source=sent.own_source, own_key=sent.own_key)
     changes = {entity.name: _entity_changes(entity, index, items) for index, entity in enumerate(entities)}
     return Page(
         full=since is None,
@@ -122,19 +131,35 @@ def pull(entities, since=None, limit=1000, *, using=None):
     )
 
 
-def _own_changes(entities, own, room, using):
-    """The current transaction's own changes (a push's), when they fit in ``room`` items.
+def _own_part(since, upper, own_now):
+    """The push's own changes still to send ahead of the watermark, as a ``Position``'s own part, or None.
 
-    They are above the watermark while an older transaction runs, so the
-    cursor does not cover them and a later pull sends them again; they are
-    added so that a push's answer always carries the pushed records.
+    A push's own rows (``own_now``, this transaction's stamp) are above the
+    watermark while a transaction older than the push still runs: the cursor
+    cannot cover them yet, but the answer must carry them (protocol 4), in as
+    many pages as it takes. The cursor then records how far they were sent, so
+    the next pages go on with them, and conflict detection by ``last_sync``
+    counts them as seen. Once the watermark passes them, they are ordinary
+    changes again (and are sent once more).
     """
-    at_own = Q(sync_stamp=own)
+    if own_now is not None:
+        return Position(0, own=own_now)
+    if since is not None and since.own and since.own >= upper:
+        return since
+    return None
+
+
+def _own_changes(entities, own, limit, using):
+    """Rows (and tombstones) of stamp ``own.own`` after ``own``'s own part, at most ``limit + 1`` per source."""
     items = []
     for index, entity in enumerate(entities):
-        items += _changed_records(entity, index, at_own, room, using)
-        items += _tombstones(entity, index, at_own, room, using)
-    return items if len(items) <= room else []
+        records = own.own_after(2 * index)
+        if records is not None:
+            items += _changed_records(entity, index, records, limit, using)
+        deletions = own.own_after(2 * index + 1, key_field="id")
+        if deletions is not None:
+            items += _tombstones(entity, index, deletions, limit, using)
+    return items
 
 
 def _full_records(entity, index, where, limit, using):

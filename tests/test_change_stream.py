@@ -113,6 +113,32 @@ def test_a_push_answer_never_skips_a_transaction_still_running():
 
 
 @pytest.mark.postgres
+def test_a_push_answer_pages_its_own_records_while_an_older_transaction_runs():
+    client = client_for(make_user("writer"))
+    item = Item.objects.create(name="seen")
+    cursor = client.get("/sync/items/").json()["cursor"]
+    slow = HeldTransaction(lambda: Item.objects.create(name="slow"))
+    try:
+        added = [{"local_id": f"l{n}", "name": f"new{n}"} for n in range(3)]
+        changes = {"items": {"added": added, "modified": [{"id": item.pk, "name": "edited"}]}}
+        body = push(client, "/sync/items-cd/?limit=2", changes, last_sync=cursor).json()
+        names = [r["name"] for r in body["changes"]["items"]["records"]]
+        while body["has_more"]:  # the rest of the push's own records, while "slow" still runs
+            body = client.get("/sync/items/", {"since": body["cursor"], "limit": 2}).json()
+            names += [r["name"] for r in body["changes"]["items"]["records"]]
+        assert sorted(names) == ["edited", "new0", "new1", "new2"]
+        # Conflict detection by last_sync: the edit this device just made counts as seen.
+        edit = {"items": {"modified": [{"id": item.pk, "name": "edited again"}]}}
+        assert push(client, "/sync/items-cd/", edit, last_sync=body["cursor"]).json()["conflicts"] == []
+    finally:
+        slow.release()
+    replica = Replica(client, "/sync/items/")
+    replica.cursor = body["cursor"]
+    replica.sync()
+    assert "slow" in {r["name"] for r in replica.data["items"].values()}
+
+
+@pytest.mark.postgres
 def test_two_devices_pushing_at_once_both_end_with_every_record():
     from offline_sync import idempotency
 

@@ -242,3 +242,25 @@ def test_a_push_that_deletes_a_record_and_adds_one_with_its_unique_value_is_appl
     response = push(client, "/sync/zoo/zones-lww/", changes)
     assert response.status_code == 200, response.json()
     assert list(Zone.objects.values_list("code", flat=True)) == ["AB01"]
+
+
+@pytest.mark.postgres
+def test_a_push_answer_that_says_no_more_carries_the_pushed_records():
+    # Protocol 4: "changes: ... the whole subset when last_sync was null (full: true) ... which
+    # includes the client's own applied changes with their new versions. It may be paged
+    # (has_more)". While another transaction is open, the push's own rows are above the
+    # watermark and only added "when they fit" (_own_changes); when they don't, they are dropped
+    # but has_more stays false. The device takes the full page as the whole subset: its two new
+    # records are not in it, and nothing tells it to pull again.
+    client = client_for(make_user("writer"))
+    slow = HeldTransaction(lambda: Item.objects.create(name="slow"))
+    try:
+        changes = {"items": {"added": [{"local_id": "a", "name": "a"}, {"local_id": "b", "name": "b"}]}}
+        response = push(client, "/sync/items-lww/", changes, params="?limit=1")
+    finally:
+        slow.release()
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    pushed = set(body["id_map"]["items"].values())
+    sent = {r["id"] for r in body["changes"]["items"]["records"]}
+    assert body["has_more"] or pushed <= sent, body
