@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from offline_sync.models import Tombstone
 from tests.sync_client import Replica
 from tests.test_change_stream import HeldTransaction, wait_until_blocked_on_a_lock
-from tests.testapp.models import Note
+from tests.testapp.models import Item, Note
 from tests.zoo.models import Animal, Species, Zone, team_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
