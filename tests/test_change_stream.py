@@ -12,86 +12,22 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core import checks
 from django.db import connection, connections, models, transaction
 from django.test import override_settings
 from django.test.utils import isolate_apps
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from offline_sync import tombstones
 from offline_sync.models import SyncManager, SyncModel, Tombstone
 from offline_sync.records import RecordFormat, default_fields
+from tests.helpers import HeldTransaction, client_for, make_user, push, wait_until_blocked_on_a_lock
 from tests.sync_client import Replica
 from tests.testapp.models import Document, Item, Note, Tag
 from tests.thirdparty.models import Label
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-EVERY_PERM = [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in ("item", "note", "document", "label")]
-
-
-def make_user(name):
-    user = User.objects.create_user(name)
-    user.user_permissions.set(Permission.objects.filter(codename__in=EVERY_PERM))
-    return user
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def push(client, url, changes, *, last_sync=None, sync_id=None):
-    body = {"sync_id": str(sync_id or uuid.uuid4()), "last_sync": last_sync, "changes": changes}
-    return client.post(url, body, format="json")
-
-
-class HeldTransaction:
-    """Runs ``work`` in a transaction on another connection and keeps it open until ``release()``."""
-
-    def __init__(self, work):
-        self._ready, self._release, self.error = threading.Event(), threading.Event(), None
-        self._thread = threading.Thread(target=self._run, args=(work,))
-        self._thread.start()
-        assert self._ready.wait(10), "the held transaction did not start"
-        if self.error:
-            raise self.error
-
-    def _run(self, work):
-        try:
-            with transaction.atomic():
-                work()
-                self._ready.set()
-                self._release.wait(30)
-        except Exception as exc:  # surfaced by release()
-            self.error = exc
-            self._ready.set()
-        finally:
-            connection.close()
-
-    def release(self):
-        self._release.set()
-        self._thread.join(30)
-        if self.error:
-            raise self.error
-
-
-def wait_until_blocked_on_a_lock(seconds=10):
-    """Wait until some other PostgreSQL backend waits for a row lock."""
-    deadline = time.monotonic() + seconds
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("no backend ever waited for the lock")
-
 
 # -- the watermark: a cursor never jumps over a transaction still running ------------------------
 

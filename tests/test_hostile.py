@@ -12,18 +12,16 @@ from unittest import mock
 
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.db import OperationalError
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from offline_sync.models import Conflict
+from tests.helpers import client_for, make_user
 from tests.testapp.models import Item, Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EVERY_PERM = [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in ("item", "note")]
 ITEMS = "/sync/items-lww/"
 
 
@@ -33,17 +31,9 @@ def snapshot():
     return {m._meta.label: sorted(map(repr, m._base_manager.order_by("pk").values_list())) for m in tables}
 
 
-def client_for(user, **kwargs):
-    client = APIClient(**kwargs)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
-
-
 @pytest.fixture
 def alice():
-    user = User.objects.create_user("alice")
-    user.user_permissions.set(Permission.objects.filter(codename__in=EVERY_PERM))
-    return client_for(user, enforce_csrf_checks=True)
+    return client_for(make_user("alice"), token=True, enforce_csrf_checks=True)
 
 
 def body(changes=None, **extra):
@@ -182,8 +172,7 @@ def test_a_retry_with_the_sync_id_in_capitals_is_the_same_push(alice):
 
 
 def test_another_users_private_records_are_404_and_change_nothing(alice):
-    bob = User.objects.create_user("bob")
-    bob.user_permissions.set(Permission.objects.filter(codename__in=EVERY_PERM))
+    bob = make_user("bob")
     note = Note.objects.create(owner=bob, text="bob's")
     before = snapshot()
     for change in ({"modified": [{"id": note.pk, "text": "mine now"}]}, {"deleted": [{"id": note.pk}]}):

@@ -5,45 +5,18 @@ input or interleaving that once broke it.
 """
 
 import threading
-import uuid
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.db import connection, transaction
 from django.db.models import Q
-from rest_framework.test import APIClient
 
 from offline_sync.models import Tombstone
+from tests.helpers import HeldTransaction, client_for, make_user, push, wait_until_blocked_on_a_lock
 from tests.sync_client import Replica
-from tests.test_change_stream import HeldTransaction, wait_until_blocked_on_a_lock
 from tests.testapp.models import Item, Note
 from tests.zoo.models import Animal, Species, Zone, team_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-EVERY_PERM = [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in ("item", "note", "document", "label")]
-
-
-def make_user(name, zoo=False):
-    user = User.objects.create_user(name)
-    perms = Permission.objects.filter(codename__in=EVERY_PERM)
-    if zoo:
-        perms = perms | Permission.objects.filter(content_type__app_label="zoo")
-    user.user_permissions.set(perms)
-    return user
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    client.raise_request_exception = False
-    return client
-
-
-def push(client, url, changes, *, last_sync=None, sync_id=None, params=""):
-    body = {"sync_id": str(sync_id or uuid.uuid4()), "last_sync": last_sync, "changes": changes}
-    return client.post(url + params, body, format="json")
-
 
 # -- deletions leave their tombstone under the row's scope at deletion --------------------------------
 
@@ -210,10 +183,8 @@ def test_a_purge_that_commits_while_a_push_resolves_its_targets_answers_410_not_
 
 
 def test_a_push_that_renames_a_unique_value_and_reuses_it_is_applied():
-    # The push is valid: after it, every code is unique. integrity.unique_clashes() passes it
-    # (the renamed row is "being rewritten"), but push.apply_push() inserts the added rows
-    # before it updates the modified ones, so the INSERT hits the old value and the whole push
-    # is refused (400 from the IntegrityError fallback). The device can never sync it.
+    # The push is valid: after it, every code is unique. When pushes inserted added rows before
+    # updating modified ones, the INSERT hit the old value and every retry was refused with a 400.
     client = client_for(make_user("keeper", zoo=True))
     zone = _zone("AB01")
     changes = {
@@ -229,8 +200,8 @@ def test_a_push_that_renames_a_unique_value_and_reuses_it_is_applied():
 
 def test_a_push_that_deletes_a_record_and_adds_one_with_its_unique_value_is_applied():
     # A device deletes a zone and creates a new one with its code (offline, one sync run). The
-    # final state is valid, but the integrity check counts the doomed row as holding the code
-    # (deletes run last) and refuses the push with a 400 it can never get past.
+    # final state is valid; when deletions ran last, the doomed row still held the code and the
+    # push was refused with a 400 it could never get past.
     client = client_for(make_user("keeper", zoo=True))
     zone = _zone("AB01")
     changes = {
@@ -249,9 +220,8 @@ def test_a_push_answer_that_says_no_more_carries_the_pushed_records():
     # Protocol 4: "changes: ... the whole subset when last_sync was null (full: true) ... which
     # includes the client's own applied changes with their new versions. It may be paged
     # (has_more)". While another transaction is open, the push's own rows are above the
-    # watermark and only added "when they fit" (_own_changes); when they don't, they are dropped
-    # but has_more stays false. The device takes the full page as the whole subset: its two new
-    # records are not in it, and nothing tells it to pull again.
+    # watermark. They were once added only when they fit, and dropped otherwise with has_more
+    # false: the device took the full page as its whole subset, without its two new records.
     client = client_for(make_user("writer"))
     slow = HeldTransaction(lambda: Item.objects.create(name="slow"))
     try:
