@@ -7,18 +7,16 @@ Read-Only and Read-Only Optimized pattern (full and delta pulls);
 """
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, router, transaction
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import conflicts, idempotency
 from ..conf import sync_settings
 from ..cursors import Position
-from ..exceptions import CursorExpired, PayloadTooLarge, UnresolvedConflicts
-from ..pull import EntityQuery, check_not_expired, pull
-from ..push import EntityPush, apply_push
+from ..endpoints import Endpoint, PushRequest
+from ..exceptions import PayloadTooLarge
+from ..pull import EntityQuery
 from .errors import sync_exception_handler
 from .parsers import SyncJSONParser, SyncRequest
 from .permissions import SyncModelPermissions
@@ -30,6 +28,7 @@ class SyncAPIView(APIView):
     """Base of every sync endpoint: set ``entities`` to a list of ``SyncEntity``."""
 
     entities = ()
+    detect_conflicts = False  # conflict detection (protocol 4.2) instead of last write wins
     permission_classes = [SyncModelPermissions]
     parser_classes = [SyncJSONParser]
     renderer_classes = [JSONRenderer]
@@ -107,6 +106,10 @@ class SyncAPIView(APIView):
             )
         return queries
 
+    def get_endpoint(self):
+        """The engine's ``Endpoint`` for this request: the entities as the caller sees them."""
+        return Endpoint(self.get_entity_queries(), name=self.request.path_info, detect_conflicts=self.detect_conflicts)
+
     def get_limit(self):
         raw = self.request.query_params.get("limit")
         if raw is None:
@@ -124,9 +127,13 @@ class ReadOnlySyncView(SyncAPIView):
     """Read-Only sync: ``GET`` pulls the subset in full or the delta ``since`` a cursor."""
 
     def get(self, request, *args, **kwargs):
-        since, limit, queries = self.get_since(), self.get_limit(), self.get_entity_queries()
+        since, limit, endpoint = self.get_since(), self.get_limit(), self.get_endpoint()
         self.check_permissions(request)
-        return Response(pull(queries, since=since, limit=limit).as_dict())
+        return Response(self.perform_pull(endpoint, since, limit))
+
+    def perform_pull(self, endpoint, since, limit):
+        """The page to answer, as a dict (the hook, as DRF's ``perform_create``)."""
+        return endpoint.pull(since=since, limit=limit).as_dict()
 
 
 class LastWriteWinsSyncView(ReadOnlySyncView):
@@ -134,7 +141,6 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
 
     # Which Django model permission each list of a push needs.
     push_permissions = {"added": "add", "modified": "change", "deleted": "delete"}
-    detect_conflicts = False
 
     def get_required_permissions(self, request):
         required = super().get_required_permissions(request)
@@ -149,60 +155,19 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
         if declared and declared.isdigit() and int(declared) > sync_settings.MAX_PUSH_BYTES:
             raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, sync_settings.MAX_PUSH_BYTES)
         body = request.data
-        entities = self.get_entities()
-        sync_id, last_sync, device_id, self.push_changes = parse_push(body, entities)
-        limit, queries = self.get_limit(), self.get_entity_queries()
-        using = router.db_for_write(entities[0].model)
-        try:
-            with transaction.atomic(using=using):
-                claim, outcome = idempotency.claim(
-                    user=request.user, sync_id=sync_id, endpoint=request.path_info, body=body, using=using
-                )
-                self.check_permissions(request)
-                if claim is not None:
-                    check_not_expired(last_sync, using)
-                    self.check_no_pending_conflicts(using)
-                    outcome = self.apply(entities, queries, last_sync, device_id, using)
-                    idempotency.store_outcome(claim, outcome, using)
-                try:
-                    page = pull(queries, since=last_sync, limit=limit, using=using).as_dict()
-                except CursorExpired:
-                    if claim is not None:
-                        raise  # a purge committed meanwhile: roll the push back, 410, nothing applied
-                    # A retry answers its stored outcome, never 410 (which says "nothing was applied").
-                    page = pull(queries, since=None, limit=limit, using=using).as_dict()
-        except IntegrityError:
-            raise exceptions.ValidationError(
-                {"changes": ["The push breaks a database constraint (a unique value, say); nothing was applied."]}
-            ) from None
-        for name, ids in outcome["gone"].items():
-            deleted = page["changes"][name]["deleted"]
-            deleted += [pk for pk in ids if pk not in deleted]
-        return Response({**page, "id_map": outcome["id_map"], "conflicts": outcome["conflicts"]})
+        sync_id, last_sync, device_id, self.push_changes = parse_push(body, self.get_entities())
+        push = PushRequest(sync_id, self.push_changes, last_sync, device_id, body)
+        return Response(self.perform_push(self.get_endpoint(), push))
 
-    def check_no_pending_conflicts(self, using):
-        """Conflict detection refuses pushes while the user has conflicts pending here."""
-
-    def apply(self, entities, queries, last_sync, device_id, using):
-        """Apply the validated push; return the outcome a retry must answer the same."""
-        pushes = [
-            EntityPush(
-                query=query,
-                rank=2 * index,
-                server_values=entity.get_server_values(self.request),
-                **self.push_changes.get(entity.name, {}),
-            )
-            for index, (entity, query) in enumerate(zip(entities, queries))
-        ]
-        result = apply_push(pushes, using=using, detect_conflicts=self.detect_conflicts, last_sync=last_sync)
-        stored = conflicts.record(
-            result.conflicts, user=self.request.user, device_id=device_id, endpoint=self.request.path_info, using=using
+    def perform_push(self, endpoint, push):
+        """Apply a validated push through the engine; return the answer (the hook, as DRF's ``perform_create``)."""
+        return endpoint.push(
+            push,
+            user=self.request.user,
+            server_values={entity.name: entity.get_server_values(self.request) for entity in self.get_entities()},
+            limit=self.get_limit(),
+            check_permissions=lambda: self.check_permissions(self.request),
         )
-        return {
-            "id_map": result.id_map,
-            "gone": result.gone,
-            "conflicts": [conflicts.as_wire(conflict) for conflict in stored],
-        }
 
 
 class ConflictDetectionSyncView(LastWriteWinsSyncView):
@@ -214,8 +179,3 @@ class ConflictDetectionSyncView(LastWriteWinsSyncView):
     """
 
     detect_conflicts = True
-
-    def check_no_pending_conflicts(self, using):
-        waiting = conflicts.pending(user=self.request.user, endpoint=self.request.path_info, using=using)
-        if waiting.exists():
-            raise UnresolvedConflicts([conflicts.as_wire(conflict) for conflict in waiting])
