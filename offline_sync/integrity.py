@@ -41,9 +41,7 @@ def check(model, rows, *, visible, using, name):
 def dangling_references(model, rows, visible, using):
     """``[{**ref, field: target}]`` for each foreign key whose target is missing or not the caller's to see."""
     dangling = []
-    for fk in model._meta.concrete_fields:
-        if not fk.is_relation or fk.auto_created:  # auto_created: a multi-table child's link to its parent
-            continue
+    for fk in foreign_keys(model):
         wanted = {row.values[fk.attname] for row in rows if row.values.get(fk.attname) is not None}
         if not wanted:
             continue
@@ -56,6 +54,11 @@ def dangling_references(model, rows, visible, using):
             if row.values.get(fk.attname) is not None and row.values[fk.attname] not in found
         ]
     return dangling
+
+
+def foreign_keys(model):
+    """The foreign keys a pushed record may set (not a multi-table child's link to its parent)."""
+    return [f for f in model._meta.concrete_fields if f.is_relation and not f.auto_created]
 
 
 def unique_sets(model):
@@ -111,7 +114,7 @@ def _keys(model, rows, attnames, current):
     fields = {f.attname: f for f in model._meta.concrete_fields}
     keyed = []
     for row in rows:
-        if row.pk is not None and not attnames_touched(row, attnames):
+        if row.pk is not None and not any(attname in row.values for attname in attnames):
             continue  # a modified record that keeps these values as they are
         key = []
         for attname in attnames:
@@ -128,10 +131,6 @@ def _keys(model, rows, attnames, current):
     return keyed
 
 
-def attnames_touched(row, attnames):
-    return any(attname in row.values for attname in attnames)
-
-
 def _taken(model, attnames, by_key, rewritten, using):
     """The keys of ``by_key`` that rows other than those being rewritten (or deleted) already hold."""
     if len(attnames) == 1:
@@ -141,11 +140,7 @@ def _taken(model, attnames, by_key, rewritten, using):
         for key in by_key:
             match |= Q(**dict(zip(attnames, key)))
     rows = model._base_manager.using(using).filter(match).exclude(pk__in=rewritten)
-    return (
-        set(rows.values_list(*attnames))
-        if len(attnames) > 1
-        else {(v,) for v in rows.values_list(*attnames, flat=True)}
-    )
+    return set(rows.values_list(*attnames))
 
 
 def _add_error(errors, row, model, attnames, what):

@@ -177,7 +177,10 @@ def _parents_deleted_meanwhile(pushes, visible, using):
     """
     connection = connections[using]
     has_references = any(
-        row.values.get(f.attname) is not None for push in pushes for row in push.rows() for f in _foreign_keys(push)
+        row.values.get(fk.attname) is not None
+        for push in pushes
+        for fk in integrity.foreign_keys(push.model)
+        for row in push.rows()
     )
     if connection.vendor != "postgresql" or not has_references:
         yield
@@ -193,10 +196,6 @@ def _parents_deleted_meanwhile(pushes, visible, using):
         if dangling:
             raise RecordsNotFound(dangling) from None
         raise
-
-
-def _foreign_keys(push):
-    return [f for f in push.model._meta.concrete_fields if f.is_relation and not f.auto_created]
 
 
 def _delete(push, pks, using):
