@@ -9,31 +9,37 @@ task, a management command or a test gets the same semantics through this.
 """
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from django.db import IntegrityError, router, transaction
 
 from . import conflicts, idempotency
 from .conf import sync_settings
 from .cursors import Position
+from .entities import Entity
 from .exceptions import CursorExpired, RecordsInvalid, UnresolvedConflicts
-from .pull import EntityQuery, Page, check_not_expired, pull
+from .pull import Page, check_not_expired, pull
 from .push import EntityPush, apply_push
 
 
 @dataclass
 class PushRequest:
-    """A validated push body (``rest_framework.serializers.parse_push`` makes one)."""
+    """A validated push body (``rest_framework.serializers.parse_push`` makes one).
+
+    ``changes``: ``{entity name: {"added": [push.Added], "modified": [push.Modified],
+    "deleted": [push.Deleted]}}``; plain tuples of their fields are taken too.
+    """
 
     sync_id: uuid.UUID
-    changes: dict = field(default_factory=dict)  # {entity: {"added": [...], "modified": [...], "deleted": [...]}}
+    changes: dict = field(default_factory=dict)
     last_sync: Position | None = None
     device_id: str | None = None
     body: dict | None = None  # the JSON value as sent, which a retry must repeat
 
 
 class Endpoint:
-    """One sync endpoint for one caller: ``entities`` (``EntityQuery``, parents first) on one database.
+    """One sync endpoint for one caller: ``entities`` (``Entity``, parents first) on one database.
 
     - ``name``: what stored outcomes and conflicts are filed under (a view uses its path).
     - ``using``: the write database of the entities' models unless given; pushes and their
@@ -41,8 +47,9 @@ class Endpoint:
     - ``detect_conflicts``: the conflict detection pattern (protocol 4.2) instead of last write wins.
     """
 
-    def __init__(self, entities: list[EntityQuery], *, name: str, using: str | None = None, detect_conflicts=False):
-        self.entities = list(entities)
+    def __init__(self, entities: list[Entity], *, name: str, using: str | None = None, detect_conflicts: bool = False):
+        # Each entity's place in the endpoint is its place in the cursor order.
+        self.entities = [e if e.index == i else replace(e, index=i) for i, e in enumerate(entities)]
         self.name = name
         self.using = using or router.db_for_write(self.entities[0].model)
         self.detect_conflicts = detect_conflicts
@@ -51,7 +58,15 @@ class Endpoint:
         """The next page after ``since`` (None: a full pull), read from the entities' read database."""
         return pull(self.entities, since=since, limit=limit or sync_settings.PAGE_SIZE)
 
-    def push(self, request: PushRequest, *, user, server_values=None, limit=None, check_permissions=None) -> dict:
+    def push(
+        self,
+        request: PushRequest,
+        *,
+        user,
+        server_values: dict | None = None,
+        limit: int | None = None,
+        check_permissions: Callable[[], None] | None = None,
+    ) -> dict:
         """Apply ``request`` for ``user`` and return the protocol's answer (section 4).
 
         ``server_values``: ``{entity: {attname: value}}`` set on added records (an owner).
@@ -63,17 +78,20 @@ class Endpoint:
         limit = limit or sync_settings.PAGE_SIZE
         try:
             with transaction.atomic(using=self.using):
-                claim, outcome = idempotency.claim(
+                claim = idempotency.claim(
                     user=user, sync_id=request.sync_id, endpoint=self.name, body=body, using=self.using
                 )
                 if check_permissions is not None:
                     check_permissions()
-                if claim is not None:
+                replay = isinstance(claim, idempotency.Replay)
+                if replay:
+                    outcome = claim.outcome
+                else:
                     check_not_expired(request.last_sync, self.using)
                     self._refuse_while_conflicts_pend(user)
                     outcome = self._apply(request, user, server_values or {})
-                    idempotency.store_outcome(claim, outcome, self.using)
-                page = self._answer(request.last_sync, limit, replay=claim is None)
+                    claim.store(outcome)
+                page = self._answer(request.last_sync, limit, replay=replay)
         except IntegrityError:
             raise RecordsInvalid(
                 {"changes": ["The push breaks a database constraint (a unique value, say); nothing was applied."]}
@@ -93,13 +111,8 @@ class Endpoint:
     def _apply(self, request, user, server_values):
         """Apply the push; return the outcome a retry must answer the same."""
         pushes = [
-            EntityPush(
-                query=entity,
-                rank=2 * index,
-                server_values=server_values.get(entity.name, {}),
-                **request.changes.get(entity.name, {}),
-            )
-            for index, entity in enumerate(self.entities)
+            EntityPush(entity, server_values=server_values.get(entity.name, {}), **request.changes.get(entity.name, {}))
+            for entity in self.entities
         ]
         result = apply_push(
             pushes, using=self.using, detect_conflicts=self.detect_conflicts, last_sync=request.last_sync

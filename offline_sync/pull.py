@@ -6,7 +6,7 @@ changes below the watermark, so nothing committed later can slip behind the
 cursor it returns (see stamps.py).
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from django.db import connections
@@ -16,29 +16,9 @@ from django.utils import timezone
 from . import tombstones
 from .cursors import EXPIRED, Position
 from .exceptions import CursorExpired
-from .records import RecordFormat, default_fields, format_datetime
+from .records import format_datetime
 from .stamps import watermark
 from .tombstones import purge_horizon
-
-
-@dataclass
-class EntityQuery:
-    """One entity of a pull, resolved for one request."""
-
-    name: str
-    subset: object  # QuerySet: the records this client keeps (scope and filters)
-    visible: object  # QuerySet: the records the caller may see (scope only)
-    tombstone_scope: dict = field(default_factory=dict)  # scope values a tombstone must carry, by attname
-    fields: list = None  # wire fields; default: every concrete field
-
-    def __post_init__(self):
-        self.model = self.subset.model
-        self.format = RecordFormat(self.model, self.fields or default_fields(self.model))
-        # Every row in the caller's scope, rows the default manager hides
-        # included: each change of one is sent, as a record while it is in the
-        # subset and as a deletion once it is not (filtered out, soft-deleted).
-        self.scoped = self.model._base_manager.filter(**self.tombstone_scope)
-        self.subset_is_scoped = self.subset.query.where == self.scoped.query.where
 
 
 class Change(NamedTuple):
@@ -87,14 +67,13 @@ def pull(entities, since=None, limit=1000, *, using=None):
     using = using or entities[0].subset.db
     upper, own_now = watermark(connections[using])
     items = []  # Change
-    for index, entity in enumerate(entities):
+    below = Q(sync_stamp__lt=upper)
+    for entity in entities:
         if since is None:
-            items += _full_records(entity, index, Q(sync_stamp__lt=upper), limit, using)
+            items += _full_records(entity, below, limit, using)
         else:
-            items += _changed_records(entity, index, since.after(2 * index) & Q(sync_stamp__lt=upper), limit, using)
-            items += _tombstones(
-                entity, index, since.after(2 * index + 1, key_field="id") & Q(sync_stamp__lt=upper), limit, using
-            )
+            items += _changed_records(entity, since.after(entity.records_rank) & below, limit, using)
+            items += _tombstones(entity, since.after(entity.tombstones_rank, key_field="id") & below, limit, using)
     # Checked after reading: a purge that committed meanwhile (and took
     # tombstones this pull did not see) has raised the horizon by now.
     check_not_expired(since, using)
@@ -121,7 +100,7 @@ def pull(entities, since=None, limit=1000, *, using=None):
             if mine:
                 sent = replace(own, own_source=mine[-1].rank, own_key=mine[-1].key)
         position = replace(position, own=sent.own, own_source=sent.own_source, own_key=sent.own_key)
-    changes = {entity.name: _entity_changes(entity, index, items) for index, entity in enumerate(entities)}
+    changes = {entity.name: _entity_changes(entity, items) for entity in entities}
     return Page(
         full=since is None,
         changes=changes,
@@ -152,31 +131,31 @@ def _own_part(since, upper, own_now):
 def _own_changes(entities, own, limit, using):
     """Rows (and tombstones) of stamp ``own.own`` after ``own``'s own part, at most ``limit + 1`` per source."""
     items = []
-    for index, entity in enumerate(entities):
-        records = own.own_after(2 * index)
+    for entity in entities:
+        records = own.own_after(entity.records_rank)
         if records is not None:
-            items += _changed_records(entity, index, records, limit, using)
-        deletions = own.own_after(2 * index + 1, key_field="id")
+            items += _changed_records(entity, records, limit, using)
+        deletions = own.own_after(entity.tombstones_rank, key_field="id")
         if deletions is not None:
-            items += _tombstones(entity, index, deletions, limit, using)
+            items += _tombstones(entity, deletions, limit, using)
     return items
 
 
-def _full_records(entity, index, where, limit, using):
-    rank = 2 * index
+def _full_records(entity, where, limit, using):
+    rank, index = entity.records_rank, entity.index
     columns = ["sync_stamp", *entity.format.columns]
     rows = entity.subset.using(using).filter(where).order_by("sync_stamp", "pk").values_list(*columns)[: limit + 1]
     pk_at = columns.index("pk")
     return [Change(row[0], rank, row[pk_at], index, "record", row[pk_at], row[1:]) for row in rows]
 
 
-def _changed_records(entity, index, where, limit, using):
+def _changed_records(entity, where, limit, using):
     """Rows in the caller's scope that changed (``where``), each flagged in or out of the subset.
 
     Rows that left the caller's scope are not here: a scope exit leaves a
     tombstone under the old scope (see tombstones.py).
     """
-    rank = 2 * index
+    rank, index = entity.records_rank, entity.index
     rows = entity.scoped.using(using).filter(where)
     if entity.subset_is_scoped:
         rows = rows.annotate(_in_subset=Value(True))
@@ -190,7 +169,7 @@ def _changed_records(entity, index, where, limit, using):
     ]
 
 
-def _tombstones(entity, index, where, limit, using):
+def _tombstones(entity, where, limit, using):
     """Tombstones matching the caller's scope (``where``).
 
     One whose record is in the caller's scope again (moved back, restored) is
@@ -198,7 +177,7 @@ def _tombstones(entity, index, where, limit, using):
     its own, later stamp, and deleting it would drop a record the device must
     keep.
     """
-    rank = 2 * index + 1
+    rank, index = entity.tombstones_rank, entity.index
     rows = (
         tombstones.for_model(entity.model, using)
         .filter(where, **tombstones.in_scope(entity.tombstone_scope))
@@ -213,12 +192,12 @@ def _tombstones(entity, index, where, limit, using):
     ]
 
 
-def _entity_changes(entity, index, items):
+def _entity_changes(entity, items):
     """One entity's part of a page: each id once, in its latest state in the page."""
     fmt = entity.format
     latest = {}
     for item in items:
-        if item.index == index and item.kind != "covered":
+        if item.index == entity.index and item.kind != "covered":
             latest.pop(item.pk, None)  # re-inserted, so the dict keeps the page's order
             latest[item.pk] = item
     records = list(fmt.rows(item.row for item in latest.values() if item.kind == "record"))

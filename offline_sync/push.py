@@ -17,6 +17,7 @@ from django.db.models import ProtectedError, RestrictedError
 
 from . import integrity, tombstones
 from .bulk import insert_rows, update_rows
+from .entities import Entity
 from .exceptions import RecordsInvalid, RecordsNotFound
 from .integrity import Row
 from .pull import check_not_expired
@@ -48,8 +49,7 @@ class Deleted(NamedTuple):
 class EntityPush:
     """One entity's validated changes, resolved for the caller."""
 
-    query: object  # the entity's pull.EntityQuery: name, visible records, scope, wire format
-    rank: int  # the entity's records source in the cursor order (2 x its index)
+    entity: Entity  # name, visible records, scope, wire format, place in the cursor order
     added: list = field(default_factory=list)  # [Added], or plain tuples of its fields
     modified: list = field(default_factory=list)  # [Modified]
     deleted: list = field(default_factory=list)  # [Deleted]
@@ -61,12 +61,12 @@ class EntityPush:
         self.deleted = [_named(Deleted, item, i) for i, item in enumerate(self.deleted)]
 
     @property
-    def name(self):
-        return self.query.name
+    def name(self) -> str:
+        return self.entity.name
 
     @property
     def model(self):
-        return self.query.model
+        return self.entity.model
 
     def rows(self):
         """The records this push writes, for ``integrity.check``."""
@@ -119,7 +119,7 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
         states[push.name], gone[push.name], missing = _resolve(push, using, lock=detect_conflicts)
         if missing:
             unknown[push.name] = sorted(missing, key=str)
-    visible = {push.model: push.query.visible for push in pushes}
+    visible = {push.model: push.entity.visible for push in pushes}
     dangling = _dangling_references(pushes, visible, using)
     if unknown and last_sync is not None:
         # A purge that committed since this push checked the horizon may have taken their tombstones.
@@ -233,7 +233,7 @@ def _resolve(push, using, *, lock):
     targets = {item.pk for item in push.modified} | {item.pk for item in push.deleted}
     if not targets:
         return {}, set(), set()
-    rows = push.query.visible.using(using).filter(pk__in=targets).order_by("pk")
+    rows = push.entity.visible.using(using).filter(pk__in=targets).order_by("pk")
     if lock:
         rows = rows.select_for_update()  # in pk order, so concurrent pushes cannot deadlock
     states = {pk: (version, stamp) for pk, version, stamp in rows.values_list("pk", "version", "sync_stamp")}
@@ -241,10 +241,10 @@ def _resolve(push, using, *, lock):
     if not missing:
         return states, set(), set()
     # In scope but hidden from the caller now (a soft-deleted row, say): to the device it is deleted.
-    hidden = set(push.query.scoped.using(using).filter(pk__in=missing).values_list("pk", flat=True))
+    hidden = set(push.entity.scoped.using(using).filter(pk__in=missing).values_list("pk", flat=True))
     by_text = {str(pk): pk for pk in missing - hidden}
     deleted = tombstones.for_model(push.model, using).filter(
-        object_pk__in=list(by_text), **tombstones.in_scope(push.query.tombstone_scope)
+        object_pk__in=list(by_text), **tombstones.in_scope(push.entity.tombstone_scope)
     )
     deleted_pks = hidden | {by_text[text] for text in deleted.values_list("object_pk", flat=True)}
     # A modification of a record deleted meanwhile stays deleted; deleting it again is a no-op.
@@ -252,11 +252,12 @@ def _resolve(push, using, *, lock):
     return states, gone, missing - deleted_pks
 
 
-def _conflicts_with(state, base_version, last_sync, rank, pk):
-    if base_version is not None:
-        return state[0] != base_version
+def _conflicts_with(push, state, item, last_sync):
+    """Whether the record changed since the client saw it: ``state`` is its ``(version, stamp)``."""
+    if item.base_version is not None:
+        return state[0] != item.base_version
     if last_sync is not None:
-        return not last_sync.covers(state[1], rank, pk)
+        return not last_sync.covers(state[1], push.entity.records_rank, item.pk)
     return True  # neither: the client cannot show it saw the current version
 
 
@@ -267,19 +268,19 @@ def _set_aside_conflicts(push, states, gone, last_sync, using):
         if item.pk in gone:
             specs.append(ConflictSpec(push.name, push.model, item.pk, "modified", item.sent))
             gone.discard(item.pk)
-        elif item.pk in states and _conflicts_with(states[item.pk], item.base_version, last_sync, push.rank, item.pk):
+        elif item.pk in states and _conflicts_with(push, states[item.pk], item, last_sync):
             specs.append(ConflictSpec(push.name, push.model, item.pk, "modified", item.sent))
         else:
             modified.append(item)
     for item in push.deleted:
-        if item.pk in states and _conflicts_with(states[item.pk], item.base_version, last_sync, push.rank, item.pk):
+        if item.pk in states and _conflicts_with(push, states[item.pk], item, last_sync):
             specs.append(ConflictSpec(push.name, push.model, item.pk, "deleted", item.sent))
         else:
             deleted.append(item)
     push.modified, push.deleted = modified, deleted
     on_server = [spec.pk for spec in specs if spec.pk in states]
     if on_server:
-        fmt = push.query.format
+        fmt = push.entity.format
         current = {
             r["id"]: r
             for r in fmt.rows(push.model._base_manager.using(using).filter(pk__in=on_server).values_list(*fmt.columns))

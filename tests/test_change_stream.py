@@ -80,10 +80,10 @@ def test_two_devices_pushing_at_once_both_end_with_every_record():
 
     a, b = client_for(make_user("a")), client_for(make_user("b"))
     a_applied, b_answered = threading.Event(), threading.Event()
-    store = idempotency.store_outcome
+    store = idempotency.Claim.store
 
-    def store_then_wait(claim, outcome, using):  # device A's push stays open until B has its answer
-        store(claim, outcome, using)
+    def store_then_wait(claim, outcome):  # device A's push stays open until B has its answer
+        store(claim, outcome)
         if threading.current_thread().name == "device-a":
             a_applied.set()
             assert b_answered.wait(30)
@@ -97,7 +97,7 @@ def test_two_devices_pushing_at_once_both_end_with_every_record():
         finally:
             connection.close()
 
-    with mock.patch.object(idempotency, "store_outcome", store_then_wait):
+    with mock.patch.object(idempotency.Claim, "store", store_then_wait):
         thread = threading.Thread(target=push_a, name="device-a")
         thread.start()
         assert a_applied.wait(30)

@@ -7,17 +7,16 @@ from django.contrib.auth.models import User
 
 from offline_sync.cursors import Position
 from offline_sync.endpoints import Endpoint, PushRequest
+from offline_sync.entities import Entity
 from offline_sync.exceptions import UnresolvedConflicts
 from offline_sync.models import Conflict
-from offline_sync.pull import EntityQuery
 from tests.testapp.models import Item
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def items(detect_conflicts=False):
-    everything = Item.objects.all()
-    return Endpoint([EntityQuery("items", everything, everything)], name="items", detect_conflicts=detect_conflicts)
+    return Endpoint([Entity("items", Item.objects.all())], name="items", detect_conflicts=detect_conflicts)
 
 
 def added(*names):

@@ -16,7 +16,9 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator, Uniq
 
 from ..conf import sync_settings
 from ..cursors import Position
+from ..endpoints import PushRequest
 from ..exceptions import PayloadTooLarge
+from ..push import Added, Deleted, Modified
 from ..records import WIRE_META
 
 SERVER_OWNED = frozenset(WIRE_META)
@@ -220,13 +222,11 @@ def validate_record(entity, values, path, *, partial, serializer=None):
         _fail(path, exc.detail)
 
 
-def parse_push(body, entities):
-    """Validate a push body; return ``(sync_id, last_sync Position or None, device_id, changes)``.
+def parse_push(body, entities, context=None) -> PushRequest:
+    """Validate a push body for ``entities`` (``SyncEntity``); return the engine's ``PushRequest``.
 
-    ``changes`` maps each entity name present to ``{"added": [(local_id,
-    values)], "modified": [(pk, base_version, values, item)], "deleted": [(pk,
-    base_version, item)]}`` in the order of ``entities``; ``item`` is the
-    record as sent, kept for conflicts.
+    ``context`` goes to each entity's serializer (a view passes ``request`` and
+    ``view``, so ``CurrentUserDefault`` and per-user validators work).
     """
     _check_object(body, ["body"], allowed=("sync_id", "last_sync", "device_id", "changes"))
     try:
@@ -253,17 +253,17 @@ def parse_push(body, entities):
     changes = {}
     for entity in entities:
         if entity.name in raw:
-            changes[entity.name] = _parse_entity(entity, raw[entity.name], ["changes", entity.name])
-    return sync_id, last_sync, device_id, changes
+            changes[entity.name] = _parse_entity(entity, raw[entity.name], ["changes", entity.name], context)
+    return PushRequest(sync_id, changes, last_sync, device_id, body)
 
 
-def _parse_entity(entity, lists, path):
+def _parse_entity(entity, lists, path, context):
     _check_object(lists, path, allowed=_LIST_KEYS)
     for key in _LIST_KEYS:
         if not isinstance(lists.get(key, []), list):
             _fail([*path, key], "Must be a list.")
     serializer_class = entity.get_serializer_class()
-    full, partial = serializer_class(), serializer_class(partial=True)
+    full, partial = serializer_class(context=context or {}), serializer_class(partial=True, context=context or {})
     model = entity.model
     added, modified, deleted, local_ids, targets = [], [], [], set(), set()
     for i, item in enumerate(lists.get("added", [])):
@@ -276,15 +276,15 @@ def _parse_entity(entity, lists, path):
             _fail([*where, "local_id"], f"Duplicate local_id {local_id!r} in this push.")
         local_ids.add(local_id)
         values = {k: v for k, v in item.items() if k != "local_id"}
-        added.append((local_id, validate_record(entity, values, where, partial=False, serializer=full)))
+        added.append(Added(local_id, validate_record(entity, values, where, partial=False, serializer=full), i))
     for i, item in enumerate(lists.get("modified", [])):
         where = [*path, "modified", str(i)]
         pk, version = _parse_target(model, item, where, targets)
         values = {k: v for k, v in item.items() if k != "base_version"}
         values = validate_record(entity, values, where, partial=True, serializer=partial)
-        modified.append((pk, version, values, item))
+        modified.append(Modified(pk, version, values, item, i))
     for i, item in enumerate(lists.get("deleted", [])):
         where = [*path, "deleted", str(i)]
         _check_object(item, where, allowed=("id", "base_version"))
-        deleted.append((*_parse_target(model, item, where, targets), item))
+        deleted.append(Deleted(*_parse_target(model, item, where, targets), item, i))
     return {"added": added, "modified": modified, "deleted": deleted}

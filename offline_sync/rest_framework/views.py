@@ -14,9 +14,9 @@ from rest_framework.views import APIView
 
 from ..conf import sync_settings
 from ..cursors import Position
-from ..endpoints import Endpoint, PushRequest
+from ..endpoints import Endpoint
+from ..entities import Entity
 from ..exceptions import PayloadTooLarge
-from ..pull import EntityQuery
 from .errors import sync_exception_handler
 from .parsers import SyncJSONParser, SyncRequest
 from .permissions import SyncModelPermissions
@@ -46,28 +46,34 @@ class SyncAPIView(APIView):
             parser_context=self.get_parser_context(request),
         )
 
-    # Protocol section 7 orders the checks: authentication, then the request's
-    # shape and values, then permission. DRF checks permission in initial(), so
-    # for an authenticated user it is deferred to the handler, which calls
-    # check_permissions() once the request is validated.
     def initial(self, request, *args, **kwargs):
-        self._permissions_checked = False
-        self._in_initial = True
-        try:
-            super().initial(request, *args, **kwargs)
-        finally:
-            self._in_initial = False
+        """DRF's ``initial()`` in the order of checks of protocol section 7.
 
-    def check_permissions(self, request):
-        if self._in_initial and request.user.is_authenticated and request.method != "OPTIONS":
-            return
-        super().check_permissions(request)
-        self._permissions_checked = True
+        Authentication, then the method (an unknown one is left to ``dispatch``
+        to answer 405), then the request's shape and values
+        (``validate_request()``), then permission. A push's permission is checked
+        by the engine, once its ``sync_id`` is claimed or found: a retry is
+        recognised first.
+        """
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
+        request.version, request.versioning_scheme = self.determine_version(request, *args, **kwargs)
+        self.perform_authentication(request)
+        if not request.user.is_authenticated:
+            self.check_permissions(request)  # 401 (unless anonymous callers are allowed) before the body is read
+        self.check_throttles(request)
+        method = request.method.lower()
+        if method in self.http_method_names and hasattr(self, method):
+            self.validate_request(request)
+            if request.method != "POST":
+                self.check_permissions(request)
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        if response.status_code < 400 and not getattr(self, "_permissions_checked", True):
-            raise ImproperlyConfigured(f"{type(self).__name__} answered without calling check_permissions().")
-        return super().finalize_response(request, response, *args, **kwargs)
+    def validate_request(self, request):
+        """Parse and check what the request asks (400 if anything is wrong); keep what the handler uses."""
+
+    def get_serializer_context(self):
+        """What each entity's serializer sees in ``context``, as in DRF's generic views."""
+        return {"request": self.request, "format": self.format_kwarg, "view": self}
 
     def get_entities(self):
         if not self.entities:
@@ -91,24 +97,22 @@ class SyncAPIView(APIView):
             raise exceptions.ValidationError(filterset.errors)
         return filterset.qs
 
-    def get_entity_queries(self):
-        queries = []
-        for entity in self.get_entities():
+    def get_endpoint(self):
+        """The engine's ``Endpoint`` for this request: the entities as the caller sees them."""
+        entities = []
+        for index, entity in enumerate(self.get_entities()):
             visible = self.get_visible_queryset(entity)
-            queries.append(
-                EntityQuery(
-                    name=entity.name,
+            entities.append(
+                Entity(
+                    entity.name,
                     subset=self.get_subset_queryset(entity, visible),
                     visible=visible,
                     tombstone_scope=entity.get_scope(self.request),
                     fields=entity.fields,
+                    index=index,
                 )
             )
-        return queries
-
-    def get_endpoint(self):
-        """The engine's ``Endpoint`` for this request: the entities as the caller sees them."""
-        return Endpoint(self.get_entity_queries(), name=self.request.path_info, detect_conflicts=self.detect_conflicts)
+        return Endpoint(entities, name=self.request.path_info, detect_conflicts=self.detect_conflicts)
 
     def get_limit(self):
         raw = self.request.query_params.get("limit")
@@ -126,14 +130,18 @@ class SyncAPIView(APIView):
 class ReadOnlySyncView(SyncAPIView):
     """Read-Only sync: ``GET`` pulls the subset in full or the delta ``since`` a cursor."""
 
-    def get(self, request, *args, **kwargs):
-        since, limit, endpoint = self.get_since(), self.get_limit(), self.get_endpoint()
-        self.check_permissions(request)
-        return Response(self.perform_pull(endpoint, since, limit))
+    def validate_request(self, request):
+        if request.method == "GET":
+            self.since = self.get_since()
+        self.limit = self.get_limit()
+        self.endpoint = self.get_endpoint()  # the entities' FilterSets validate the query
 
-    def perform_pull(self, endpoint, since, limit):
-        """The page to answer, as a dict (the hook, as DRF's ``perform_create``)."""
-        return endpoint.pull(since=since, limit=limit).as_dict()
+    def get(self, request, *args, **kwargs):
+        return Response(self.perform_pull(self.since))
+
+    def perform_pull(self, since):
+        """The page after ``since`` to answer, as a dict (the hook, as DRF's ``perform_create``)."""
+        return self.endpoint.pull(since=since, limit=self.limit).as_dict()
 
 
 class LastWriteWinsSyncView(ReadOnlySyncView):
@@ -146,26 +154,28 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
         required = super().get_required_permissions(request)
         if request.method == "POST":
             by_name = {entity.name: entity for entity in self.get_entities()}
-            for name, lists in self.push_changes.items():
+            for name, lists in self.push_request.changes.items():
                 required += [(by_name[name].model, self.push_permissions[key]) for key, items in lists.items() if items]
         return required
 
-    def post(self, request, *args, **kwargs):
-        declared = request.META.get("CONTENT_LENGTH")
-        if declared and declared.isdigit() and int(declared) > sync_settings.MAX_PUSH_BYTES:
-            raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, sync_settings.MAX_PUSH_BYTES)
-        body = request.data
-        sync_id, last_sync, device_id, self.push_changes = parse_push(body, self.get_entities())
-        push = PushRequest(sync_id, self.push_changes, last_sync, device_id, body)
-        return Response(self.perform_push(self.get_endpoint(), push))
+    def validate_request(self, request):
+        if request.method == "POST":
+            declared = request.META.get("CONTENT_LENGTH")
+            if declared and declared.isdigit() and int(declared) > sync_settings.MAX_PUSH_BYTES:
+                raise PayloadTooLarge(sync_settings.MAX_PUSH_RECORDS, sync_settings.MAX_PUSH_BYTES)
+            self.push_request = parse_push(request.data, self.get_entities(), self.get_serializer_context())
+        super().validate_request(request)
 
-    def perform_push(self, endpoint, push):
-        """Apply a validated push through the engine; return the answer (the hook, as DRF's ``perform_create``)."""
-        return endpoint.push(
+    def post(self, request, *args, **kwargs):
+        return Response(self.perform_push(self.push_request))
+
+    def perform_push(self, push):
+        """Apply a validated ``PushRequest`` through the engine; return the answer (as DRF's ``perform_create``)."""
+        return self.endpoint.push(
             push,
             user=self.request.user,
             server_values={entity.name: entity.get_server_values(self.request) for entity in self.get_entities()},
-            limit=self.get_limit(),
+            limit=self.limit,
             check_permissions=lambda: self.check_permissions(self.request),
         )
 

@@ -1,6 +1,7 @@
 """``manage.py load_demo_data``: demo users and products; safe to run again."""
 
 import os
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -11,10 +12,10 @@ from django.db import transaction
 
 from demo_project.catalog.models import Product
 from demo_project.crm.models import Company
-from offline_sync import conflicts
+from offline_sync.endpoints import Endpoint, PushRequest
+from offline_sync.entities import Entity
 from offline_sync.models import Conflict
-from offline_sync.pull import EntityQuery
-from offline_sync.push import EntityPush, apply_push
+from offline_sync.push import Modified
 
 PRODUCTS = {
     "Drinks": [
@@ -129,14 +130,14 @@ class Command(BaseCommand):
         seen = acme.version
         acme.phone = "555-0101"
         acme.save()
-        query = EntityQuery("companies", subset=Company.objects.all(), visible=Company.objects.all())
+        # mobile2's push, through the engine as the conflict detection endpoint would take it.
+        endpoint = Endpoint(
+            [Entity("companies", Company.objects.all())], name="/api/sync/companies/", detect_conflicts=True
+        )
         sent = {"id": acme.pk, "base_version": seen, "phone": "555-0999", "address": "2 Harbour Rd"}
         values = {"phone": sent["phone"], "address": sent["address"]}
-        push = EntityPush(query=query, rank=0, modified=[(acme.pk, seen, values, sent)])
-        result = apply_push([push], using="default", detect_conflicts=True)
-        conflicts.record(
-            result.conflicts, user=mobile2, device_id="demo-phone", endpoint="/api/sync/companies/", using="default"
-        )
+        changes = {"companies": {"modified": [Modified(acme.pk, seen, values, sent)]}}
+        endpoint.push(PushRequest(uuid.uuid4(), changes, device_id="demo-phone"), user=mobile2)
         return True
 
     def ensure_products(self):
