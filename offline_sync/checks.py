@@ -80,3 +80,36 @@ def check_database_vendor(databases=None, **kwargs):
                 )
             )
     return errors
+
+
+@register(Tags.urls)
+def check_endpoint_entities(app_configs=None, **kwargs):
+    """E005: a sync view's entities must come parents first, with no cycle (protocol 4.3)."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.urls import get_resolver
+
+    from .local_ids import references
+
+    errors = []
+    for view_class in _view_classes(get_resolver().url_patterns):
+        entities = getattr(view_class, "entities", None)
+        if not entities or not isinstance(entities, (list, tuple)):
+            continue
+        try:
+            references(entities)
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), obj=view_class, id="offline_sync.E005"))
+    return errors
+
+
+def _view_classes(patterns, seen=None):
+    """The class-based views of a URLconf, each once."""
+    seen = set() if seen is None else seen
+    for pattern in patterns:
+        if hasattr(pattern, "url_patterns"):
+            yield from _view_classes(pattern.url_patterns, seen)
+            continue
+        view_class = getattr(pattern.callback, "view_class", None)
+        if view_class is not None and view_class not in seen:
+            seen.add(view_class)
+            yield view_class

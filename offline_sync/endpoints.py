@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from django.db import IntegrityError, router, transaction
 
-from . import conflicts, idempotency
+from . import conflicts, idempotency, local_ids
 from .conf import sync_settings
 from .cursors import Position
 from .entities import Entity
@@ -44,15 +44,19 @@ class Endpoint:
     - ``name``: what stored outcomes and conflicts are filed under (a view uses its path).
     - ``using``: the write database of the entities' models unless given; pushes and their
       answers run there.
-    - ``detect_conflicts``: the conflict detection pattern (protocol 4.2) instead of last write wins.
+    - ``detect_conflicts``: the conflict detection pattern (protocol 4.2) instead of last write
+      wins, for each entity that does not choose itself (``Entity.detect_conflicts``).
+
+    Raises ``ImproperlyConfigured`` when an entity refers to one after it (local_ids.references).
     """
 
     def __init__(self, entities: list[Entity], *, name: str, using: str | None = None, detect_conflicts: bool = False):
         # Each entity's place in the endpoint is its place in the cursor order.
-        self.entities = [e if e.index == i else replace(e, index=i) for i, e in enumerate(entities)]
+        self.entities = [_placed(entity, index, detect_conflicts) for index, entity in enumerate(entities)]
         self.name = name
         self.using = using or router.db_for_write(self.entities[0].model)
-        self.detect_conflicts = detect_conflicts
+        self.detect_conflicts = any(entity.detect_conflicts for entity in self.entities)
+        self.references = local_ids.references(self.entities)
 
     def pull(self, since: Position | None = None, limit: int | None = None) -> Page:
         """The next page after ``since`` (None: a full pull), read from the entities' read database."""
@@ -76,6 +80,13 @@ class Endpoint:
         """
         body = request.body if request.body is not None else {"sync_id": str(request.sync_id)}
         limit = limit or sync_settings.PAGE_SIZE
+        pushes = [
+            EntityPush(
+                entity, server_values=(server_values or {}).get(entity.name, {}), **request.changes.get(entity.name, {})
+            )
+            for entity in self.entities
+        ]
+        local_ids.check(pushes, self.references)  # part of the body's validation: before the sync_id and permission
         try:
             with transaction.atomic(using=self.using):
                 claim = idempotency.claim(
@@ -89,7 +100,7 @@ class Endpoint:
                 else:
                     check_not_expired(request.last_sync, self.using)
                     self._refuse_while_conflicts_pend(user)
-                    outcome = self._apply(request, user, server_values or {})
+                    outcome = self._apply(pushes, request, user)
                     claim.store(outcome)
                 page = self._answer(request.last_sync, limit, replay=replay)
         except IntegrityError:
@@ -108,15 +119,9 @@ class Endpoint:
         if waiting.exists():
             raise UnresolvedConflicts([conflicts.as_wire(conflict) for conflict in waiting])
 
-    def _apply(self, request, user, server_values):
+    def _apply(self, pushes, request, user):
         """Apply the push; return the outcome a retry must answer the same."""
-        pushes = [
-            EntityPush(entity, server_values=server_values.get(entity.name, {}), **request.changes.get(entity.name, {}))
-            for entity in self.entities
-        ]
-        result = apply_push(
-            pushes, using=self.using, detect_conflicts=self.detect_conflicts, last_sync=request.last_sync
-        )
+        result = apply_push(pushes, using=self.using, last_sync=request.last_sync, references=self.references)
         stored = conflicts.record(
             result.conflicts, user=user, device_id=request.device_id, endpoint=self.name, using=self.using
         )
@@ -135,3 +140,13 @@ class Endpoint:
                 raise  # a purge committed meanwhile: roll the push back, 410, nothing applied
             # A retry answers its stored outcome, never 410 (which says "nothing was applied").
             return pull(self.entities, since=None, limit=limit, using=self.using).as_dict()
+
+
+def _placed(entity: Entity, index: int, detect_conflicts: bool) -> Entity:
+    """``entity`` at ``index``, its conflict handling decided: a copy if either changes."""
+    changes = {}
+    if entity.index != index:
+        changes["index"] = index
+    if entity.detect_conflicts is None:
+        changes["detect_conflicts"] = detect_conflicts
+    return replace(entity, **changes) if changes else entity

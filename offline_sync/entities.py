@@ -16,6 +16,8 @@ class Entity:
     - ``visible``: the records the caller may see (scope only); default ``subset``.
     - ``tombstone_scope``: the scope values, by attname, a tombstone must carry to reach the caller.
     - ``fields``: wire fields; default every concrete field.
+    - ``detect_conflicts``: conflict detection (protocol 4.2) for this entity instead of last
+      write wins; None: the endpoint's choice.
     - ``index``: its place in the endpoint (parents first); ``Endpoint`` sets it.
     """
 
@@ -24,6 +26,7 @@ class Entity:
     visible: QuerySet = None
     tombstone_scope: dict = field(default_factory=dict)
     fields: list = None
+    detect_conflicts: bool = None
     index: int = 0
 
     def __post_init__(self):

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from django.db.models import Q
 
 from .exceptions import RecordsInvalid, RecordsNotFound
+from .local_ids import LocalRef
 
 
 class Row(NamedTuple):
@@ -42,18 +43,22 @@ def dangling_references(model, rows, visible, using):
     """``[{**ref, field: target}]`` for each foreign key whose target is missing or not the caller's to see."""
     dangling = []
     for fk in foreign_keys(model):
-        wanted = {row.values[fk.attname] for row in rows if row.values.get(fk.attname) is not None}
+        rows_with = [row for row in rows if _is_server_id(row.values.get(fk.attname))]
+        wanted = {row.values[fk.attname] for row in rows_with}
         if not wanted:
             continue
         target = fk.target_field  # the primary key, or the to_field
         targets = visible.get(fk.related_model, fk.related_model._base_manager.all()).using(using)
         found = set(targets.filter(**{f"{target.attname}__in": wanted}).values_list(target.attname, flat=True))
         dangling += [
-            {**row.ref, fk.name: row.values[fk.attname]}
-            for row in rows
-            if row.values.get(fk.attname) is not None and row.values[fk.attname] not in found
+            {**row.ref, fk.name: row.values[fk.attname]} for row in rows_with if row.values[fk.attname] not in found
         ]
     return dangling
+
+
+def _is_server_id(value):
+    """A foreign key value to look up: not NULL, and not a record this push adds (a ``LocalRef``)."""
+    return value is not None and not isinstance(value, LocalRef)
 
 
 def foreign_keys(model):
@@ -86,7 +91,8 @@ def unique_clashes(model, rows, using, vacated=()):
         for row, key in keyed:
             by_key[key].append(row)
         rewritten = [row.pk for row, _ in keyed if row.pk is not None]
-        taken = _taken(model, attnames, by_key, [*rewritten, *vacated], using)
+        stored = [key for key in by_key if not any(isinstance(value, LocalRef) for value in key)]
+        taken = _taken(model, attnames, stored, [*rewritten, *vacated], using)
         for key, same in by_key.items():
             for n, row in enumerate(same):
                 if key in taken:
@@ -131,13 +137,13 @@ def _keys(model, rows, attnames, current):
     return keyed
 
 
-def _taken(model, attnames, by_key, rewritten, using):
-    """The keys of ``by_key`` that rows other than those being rewritten (or deleted) already hold."""
+def _taken(model, attnames, keys, rewritten, using):
+    """The ``keys`` that rows other than those being rewritten (or deleted) already hold."""
     if len(attnames) == 1:
-        match = Q(**{f"{attnames[0]}__in": [key[0] for key in by_key]})
+        match = Q(**{f"{attnames[0]}__in": [key[0] for key in keys]})
     else:
         match = Q(pk__in=[])
-        for key in by_key:
+        for key in keys:
             match |= Q(**dict(zip(attnames, key)))
     rows = model._base_manager.using(using).filter(match).exclude(pk__in=rewritten)
     return set(rows.values_list(*attnames))

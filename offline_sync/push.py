@@ -15,7 +15,7 @@ from typing import NamedTuple
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
-from . import integrity, tombstones
+from . import integrity, local_ids, tombstones
 from .bulk import insert_rows, update_rows
 from .entities import Entity
 from .exceptions import RecordsInvalid, RecordsNotFound
@@ -56,8 +56,9 @@ class EntityPush:
     server_values: dict = field(default_factory=dict)  # set on added records (an owner, say)
 
     def __post_init__(self):
-        self.added = [_named(Added, item, i) for i, item in enumerate(self.added)]
-        self.modified = [_named(Modified, item, i) for i, item in enumerate(self.modified)]
+        columns = _columns_of(self.entity.model)
+        self.added = [_named(Added, item, i, columns) for i, item in enumerate(self.added)]
+        self.modified = [_named(Modified, item, i, columns) for i, item in enumerate(self.modified)]
         self.deleted = [_named(Deleted, item, i) for i, item in enumerate(self.deleted)]
 
     @property
@@ -79,9 +80,26 @@ class EntityPush:
         return rows
 
 
-def _named(kind, item, index):
+def _named(kind, item, index, columns=None):
     item = item if isinstance(item, kind) else kind(*item)
-    return item if item.index is not None else item._replace(index=index)
+    if item.index is None:
+        item = item._replace(index=index)
+    return item if columns is None else item._replace(values=columns(item.values))
+
+
+def _columns_of(model):
+    """Values keyed by column: a custom serializer may give a foreign key as ``item=<Item>``."""
+
+    def columns(values):
+        out = {}
+        for name, value in values.items():
+            field = model._meta.get_field(name)
+            if field.is_relation and isinstance(value, models.Model):
+                value = getattr(value, field.target_field.attname)
+            out[field.attname] = value
+        return out
+
+    return columns
 
 
 @dataclass
@@ -103,20 +121,20 @@ class PushOutcome:
     conflicts: list = field(default_factory=list)  # [ConflictSpec]
 
 
-def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
+def apply_push(pushes, *, using, last_sync=None, references=None):
     """Apply ``pushes`` (``EntityPush`` list, parents first); return a ``PushOutcome``.
 
-    With ``detect_conflicts``, a modified or deleted record whose server
+    For an entity with ``detect_conflicts``, a modified or deleted record whose server
     version differs from ``base_version`` (or, without one, that changed after
     the ``last_sync`` position) is not applied but returned as a conflict. The
     targets are locked first, so concurrent pushes cannot both pass the check.
     Raises ``RecordsNotFound`` (404) and ``RecordsInvalid`` (400) before writing anything.
     """
-    for push in pushes:
-        _use_columns(push)
+    references = local_ids.references([push.entity for push in pushes]) if references is None else references
+    local_ids.check(pushes, references)
     states, gone, unknown = {}, {}, {}
     for push in pushes:
-        states[push.name], gone[push.name], missing = _resolve(push, using, lock=detect_conflicts)
+        states[push.name], gone[push.name], missing = _resolve(push, using, lock=push.entity.detect_conflicts)
         if missing:
             unknown[push.name] = sorted(missing, key=str)
     visible = {push.model: push.entity.visible for push in pushes}
@@ -129,8 +147,8 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
     for push in pushes:  # a modification that changes no field is a no-op, never a conflict
         push.modified = [item for item in push.modified if item.values]
     conflicts = []
-    if detect_conflicts:
-        for push in pushes:
+    for push in pushes:
+        if push.entity.detect_conflicts:
             conflicts += _set_aside_conflicts(push, states[push.name], gone[push.name], last_sync, using)
     for push in pushes:
         push.modified = [item for item in push.modified if item.pk in states[push.name]]
@@ -142,14 +160,29 @@ def apply_push(pushes, *, using, detect_conflicts=False, last_sync=None):
 
     # Modifications, then deletions (children first), then additions (parents first): a record
     # moved to another parent survives its old parent's deletion, and a unique value a record
-    # gives up or a deleted record held is free for a new one.
+    # gives up or a deleted record held is free for a new one. A modification naming a record
+    # added in this push waits for it, and then the additions come before the deletions, so a
+    # child moved to a new parent survives its old parent's deletion too.
     connection = connections[using]
+    later = {push.name: [m for m in push.modified if local_ids.has_refs(m.values)] for push in pushes}
+    id_map = {}
     with _parents_deleted_meanwhile(pushes, visible, using):
         for push in pushes:
-            modify_rows(push.model, [(item.pk, item.values) for item in push.modified], using)
+            now = [(m.pk, m.values) for m in push.modified if not local_ids.has_refs(m.values)]
+            modify_rows(push.model, now, using)
+        if any(later.values()):
+            _add_all(pushes, references, id_map, connection)
+            for push in pushes:
+                refs = references[push.name]
+                modify_rows(
+                    push.model, [(m.pk, local_ids.rewrite(m.values, refs, id_map)) for m in later[push.name]], using
+                )
         for push in reversed(pushes):
             _delete(push, [item.pk for item in push.deleted], using)
-        id_map = {push.name: _add(push, connection) for push in pushes}
+        if not any(later.values()):
+            _add_all(pushes, references, id_map, connection)
+    for spec in conflicts:
+        spec.client = local_ids.rewrite_sent(spec.client, references[spec.entity], id_map)
     return PushOutcome(
         id_map={name: {str(k): v for k, v in ids.items()} for name, ids in id_map.items()},
         gone={name: sorted(ids, key=str) for name, ids in gone.items()},
@@ -209,23 +242,6 @@ def _delete(push, pks, using):
         names = sorted(f"{obj._meta.label} {obj.pk}" for obj in blocking)
         message = f"Cannot delete: other records refer to it and must be deleted first: {', '.join(names)}."
         raise RecordsInvalid({"changes": {push.name: {"deleted": [message]}}}) from None
-
-
-def _use_columns(push):
-    """Key validated values by column: a custom serializer may give a foreign key as ``item=<Item>``."""
-    model = push.model
-
-    def columns(values):
-        out = {}
-        for name, value in values.items():
-            field = model._meta.get_field(name)
-            if field.is_relation and isinstance(value, models.Model):
-                value = getattr(value, field.target_field.attname)
-            out[field.attname] = value
-        return out
-
-    push.added = [item._replace(values=columns(item.values)) for item in push.added]
-    push.modified = [item._replace(values=columns(item.values)) for item in push.modified]
 
 
 def _resolve(push, using, *, lock):
@@ -290,10 +306,15 @@ def _set_aside_conflicts(push, states, gone, last_sync, using):
     return specs
 
 
-def _add(push, connection):
-    rows = [{**item.values, **push.server_values} for item in push.added]
-    pks = insert_rows(push.model, rows, connection=connection)
-    return {item.local_id: pk for item, pk in zip(push.added, pks)}
+def _add_all(pushes, references, id_map, connection):
+    """Insert every push's added records, parents first, filling ``id_map`` as the server ids come."""
+    for push in pushes:
+        id_map[push.name] = ids = {}
+        refs = references[push.name]
+        for batch in local_ids.layers(push, references):  # one batch unless the entity refers to itself
+            rows = [{**local_ids.rewrite(item.values, refs, id_map), **push.server_values} for item in batch]
+            pks = insert_rows(push.model, rows, connection=connection)
+            ids.update((item.local_id, pk) for item, pk in zip(batch, pks))
 
 
 def modify_rows(model, rows, using):

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-MODELS = ("item", "note", "document", "label")
+MODELS = ("item", "note", "document", "label", "folder", "task", "step")
 EVERY_PERM = [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in MODELS]
 
 

@@ -85,8 +85,12 @@ def said_in_words(path, message):
         return True  # no string in a body may hold a NUL, not even inside a JSON field's value or an ignored field
     if len(path) == 5 and path[0] == "changes" and path[2] in ("added", "modified", "deleted"):
         # A local_id, and a record, once per entity and push: JSON Schema has no uniqueness of a property.
-        return path[4] in ("local_id", "id") and ("Duplicate" in message or "twice" in message)
-    return False
+        if path[4] in ("local_id", "id") and ("Duplicate" in message or "twice" in message):
+            return True
+        # A foreign key's {"local_id": ...} names a record added in the same push: a cross-reference.
+        return message.startswith("No record with local_id")
+    # Records of a push that name each other (by local ids) in a cycle.
+    return len(path) == 3 and path[0] == "changes" and "in a cycle" in message
 
 
 def valid_data_accepted(ctx, response, case):

@@ -140,6 +140,49 @@ def test_two_devices_push_companies_last_write_wins(demo):
     assert [(r["id"], r["phone"]) for r in pulled["changes"]["companies"]["records"]] == [(new_id, "1")]
 
 
+def test_a_company_and_its_contacts_created_offline_sync_in_one_push(demo):
+    base, _ = demo
+    one, two = token(base, "mobile"), token(base, "mobile2")
+    url = "/api/sync/company-contacts/"
+    contacts = [
+        {"local_id": f"p-{n}", "name": f"Person {n}", "email": f"p{n}@example.com", "company": {"local_id": "c"}}
+        for n in range(3)
+    ]
+    offline = {
+        "sync_id": str(uuid.uuid4()),
+        "changes": {"companies": {"added": [{"local_id": "c", "name": "Offline Co"}]}, "contacts": {"added": contacts}},
+    }
+    status, first = call(base, "POST", url, offline, one)
+    assert status == 200, first
+    company = first["id_map"]["companies"]["c"]
+    assert sorted(first["id_map"]["contacts"]) == ["p-0", "p-1", "p-2"]
+    mine = {r["id"]: r for r in first["changes"]["contacts"]["records"]}
+    assert set(mine) == set(first["id_map"]["contacts"].values())
+    assert {r["company"] for r in mine.values()} == {company}
+    status, again = call(base, "POST", url, offline, one)
+    assert (status, again["id_map"]) == (200, first["id_map"])
+
+    # Another user sees the company, none of the contacts, and cannot touch them.
+    status, theirs = call(base, "GET", url, token=two)
+    assert company in {r["id"] for r in theirs["changes"]["companies"]["records"]}
+    assert not set(mine) & {r["id"] for r in theirs["changes"]["contacts"]["records"]}
+    contact = next(iter(mine))
+    for change in ({"modified": [{"id": contact, "name": "Mine"}]}, {"deleted": [{"id": contact}]}):
+        status, refused = call(base, "POST", url, {"sync_id": str(uuid.uuid4()), "changes": {"contacts": change}}, two)
+        assert (status, refused["error"]) == (404, "not_found")
+
+    # Deleting the company takes its contacts off their owner's device, and off no one else's.
+    status, _ = call(
+        base, "POST", url, {"sync_id": str(uuid.uuid4()), "changes": {"companies": {"deleted": [{"id": company}]}}}, one
+    )
+    assert status == 200
+    status, after = call(base, "GET", f"{url}?since={first['cursor']}", token=one)
+    assert sorted(after["changes"]["contacts"]["deleted"]) == sorted(mine)
+    status, others = call(base, "GET", f"{url}?since={theirs['cursor']}", token=two)
+    assert others["changes"]["companies"]["deleted"] == [company]
+    assert others["changes"]["contacts"]["deleted"] == []
+
+
 def test_the_sample_conflict_blocks_pushes_until_resolved(demo):
     base, _ = demo
     two = token(base, "mobile2")

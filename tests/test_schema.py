@@ -2,7 +2,6 @@
 
 import copy
 import itertools
-import json
 import re
 
 import jsonschema
@@ -221,11 +220,17 @@ def test_operation_ids_are_unique_and_stable(schema, rw_schema):
         "conflicts_resolve",
         "documents_pull",
         "documents_push",
+        "folder_tasks_cd_pull",
+        "folder_tasks_cd_push",
+        "folder_tasks_pull",
+        "folder_tasks_push",
         "items_cd_pull",
         "items_cd_push",
         "items_lww_pull",
         "items_lww_push",
         "items_narrowed_pull",
+        "items_notes_lww_pull",
+        "items_notes_lww_push",
         "items_notes_pull",
         "items_pull",
         "labels_pull",
@@ -347,15 +352,17 @@ def test_push_request(rw_schema):
     assert deleted["required"] == ["id"]
     assert deleted["additionalProperties"] is False
 
-    # A foreign key is the parent's id only (no local references yet); the scope field is the server's.
+    # A foreign key to an entity of the endpoint is the parent's id or the local id of one added
+    # in the same push (protocol 4.3); the scope field is the server's.
     notes = resolve(rw_schema, changes["properties"]["notes"])
     note_added = resolve(rw_schema, notes["properties"]["added"]["items"])
     assert list(note_added["properties"]) == ["local_id", "item", "text", "id", "version", "modified_on", "owner"]
     item = note_added["properties"]["item"]
-    assert (item["type"], item["nullable"], item["maximum"]) == ("integer", True, 2**63 - 1)
-    assert "oneOf" not in item
+    server_id, local = item["oneOf"]
+    assert (server_id["type"], server_id["maximum"], item["nullable"]) == ("integer", 2**63 - 1, True)
+    assert local["required"] == ["local_id"]
+    assert local["additionalProperties"] is False
     assert note_added["properties"]["owner"]["description"].startswith("Ignored")
-    assert "LocalRef" not in json.dumps(rw_schema)
 
 
 SYNC_ID = "6f1c2d9e-0b7a-4c55-9d1e-3f5a2b8c4d10"
@@ -427,7 +434,10 @@ PUSH_SAMPLES = [
     (push_body(notes={"added": [{"local_id": "n", "item": 1, "text": ""}]}), True),
     (push_body(notes={"added": [{"local_id": "n", "item": None}]}), True),
     (push_body(notes={"added": [{"local_id": "n", "owner": 99}]}), True),  # the scope field: the server sets it
-    (push_body(notes={"added": [{"local_id": "n", "item": {"local_id": "a"}}]}), False),  # no local refs yet
+    (push_body(notes={"added": [{"local_id": "n", "item": {"local_id": "a"}}]}), True),  # an item of this push
+    (push_body(notes={"added": [{"local_id": "n", "item": {"local_id": ""}}]}), False),
+    (push_body(notes={"added": [{"local_id": "n", "item": {"local_id": "a", "id": 1}}]}), False),
+    (push_body(notes={"modified": [{"id": 1, "item": {"local_id": "a"}}]}), True),
     (push_body(notes={"added": [{"local_id": "n", "item": "1"}]}), None),  # the server also takes a numeric string
     (push_body(notes={"added": [{"local_id": "n", "item": 2**63}]}), False),
     (push_body(notes={"modified": [{"id": 1, "owner": 99, "text": "t"}]}), True),
@@ -611,3 +621,15 @@ def test_real_responses_match_the_schema(schema, api):
     anonymous = APIClient().get("/sync/items/")
     assert anonymous.status_code == 401
     jsonschema.validate(anonymous.json(), error_schema)
+
+
+def test_a_local_id_is_offered_only_where_the_endpoint_carries_the_parent(schema):
+    def note_item(path):
+        push = body(schema, schema["paths"][path]["post"]["requestBody"])
+        changes = resolve(schema, push["properties"]["changes"])
+        notes = resolve(schema, changes["properties"]["notes"])
+        return resolve(schema, notes["properties"]["added"]["items"])["properties"]["item"]
+
+    assert "oneOf" in note_item("/sync/items-notes-lww/")
+    assert "oneOf" not in note_item("/sync/notes-lww/")
+    assert note_item("/sync/notes-lww/")["type"] == "integer"

@@ -22,6 +22,11 @@ class SyncEntity:
     - ``read_only_fields``: more fields clients may send but never change.
     - ``serializer_class``: validates pushed records; default: a
       ``SyncRecordSerializer`` over the writable fields.
+    - ``detect_conflicts``: True for conflict detection on this entity, False for last
+      write wins; default (None) the view's pattern.
+
+    An entity's foreign key to an entity listed before it on the same endpoint (or to
+    itself) takes ``{"local_id": ...}`` of a record added in the same push (protocol 4.3).
     """
 
     def __init__(
@@ -34,6 +39,7 @@ class SyncEntity:
         scope=None,
         read_only_fields=(),
         serializer_class=None,
+        detect_conflicts=None,
     ):
         from ..registry import is_registered
 
@@ -49,6 +55,7 @@ class SyncEntity:
         self.scope = scope
         self.read_only_fields = [*read_only_fields, *(model.sync_scope_fields if scope else ())]
         self.serializer_class = serializer_class
+        self.detect_conflicts = detect_conflicts
 
     def __repr__(self):
         return f"SyncEntity({self.name!r}, {self.model.__name__})"

@@ -225,13 +225,29 @@ def decimal_pattern(field):
     return f"^{number}$"
 
 
+LOCAL_REF = {
+    "type": "object",
+    "description": "A record added in the same push (protocol 4.3).",
+    "properties": {"local_id": {"type": "string", "minLength": 1, "maxLength": 64}},
+    "required": ["local_id"],
+    "additionalProperties": False,
+}
+
+
 class ForeignKeyIdFieldExtension(OpenApiSerializerFieldExtension):
-    """A pushed foreign key is the related record's id (``serializers.ForeignKeyIdField``)."""
+    """A pushed foreign key is the related record's id (``serializers.ForeignKeyIdField``), or a
+    ``{"local_id": ...}`` where the endpoint carries the related entity."""
 
     target_class = ForeignKeyIdField
 
     def map_serializer_field(self, auto_schema, direction):
-        return id_type(self.target.target_pk)
+        server_id = id_type(self.target.target_pk)
+        view = getattr(auto_schema, "view", None)
+        entities = view.get_entities() if hasattr(view, "get_entities") else []
+        related = self.target.target_pk.model._meta.concrete_model
+        if any(entity.model._meta.concrete_model is related for entity in entities):
+            return {"oneOf": [server_id, LOCAL_REF]}
+        return server_id
 
 
 class SyncAutoSchema(AutoSchema):

@@ -18,6 +18,7 @@ from ..conf import sync_settings
 from ..cursors import Position
 from ..endpoints import PushRequest
 from ..exceptions import PayloadTooLarge
+from ..local_ids import LocalRef
 from ..push import Added, Deleted, Modified
 from ..records import WIRE_META
 
@@ -26,10 +27,11 @@ _LIST_KEYS = ("added", "modified", "deleted")
 
 
 class ForeignKeyIdField(serializers.Field):
-    """A foreign key as the related record's server id, checked for type only.
+    """A foreign key as the related record's server id, or ``{"local_id": ...}`` of one added in the push.
 
-    Whether the related record exists (and may be seen) is checked for all
-    records at once by the push engine, not with a query per record.
+    Checked for type only: whether the related record exists (and may be seen),
+    or the local id names a record of the push, is checked for all records at
+    once by the engine (protocol 4.3), not with a query per record.
     """
 
     def __init__(self, model_field, **kwargs):
@@ -38,6 +40,11 @@ class ForeignKeyIdField(serializers.Field):
         super().__init__(source=model_field.attname, **kwargs)
 
     def to_internal_value(self, data):
+        if isinstance(data, dict):
+            local_id = data.get("local_id")
+            if set(data) != {"local_id"} or not isinstance(local_id, str) or not 1 <= len(local_id) <= 64:
+                self.fail("invalid_local")
+            return LocalRef(local_id)
         try:
             return parse_id(self.target_pk, data)
         except ValueError:
@@ -46,7 +53,11 @@ class ForeignKeyIdField(serializers.Field):
     def to_representation(self, value):
         return value
 
-    default_error_messages = {"invalid": "Not a valid id."}
+    default_error_messages = {
+        "invalid": "Not a valid id.",
+        # DRF formats these messages: braces doubled.
+        "invalid_local": 'A record added in this push is named as {{"local_id": "<1 to 64 characters>"}}.',
+    }
 
 
 class SecondsDurationField(serializers.DurationField):

@@ -109,6 +109,7 @@ class SyncAPIView(APIView):
                     visible=visible,
                     tombstone_scope=entity.get_scope(self.request),
                     fields=entity.fields,
+                    detect_conflicts=entity.detect_conflicts,
                     index=index,
                 )
             )

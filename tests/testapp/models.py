@@ -55,3 +55,30 @@ class Document(SyncModel):
 
     class Meta(SyncModel.Meta):
         base_manager_name = "all_objects"
+
+
+class Folder(SyncModel):
+    """Shared, and its own parent: local ids inside one entity (protocol 4.3)."""
+
+    name = models.CharField(max_length=100)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE)
+
+
+class Task(SyncModel):
+    """A private child of a shared parent."""
+
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    title = models.CharField(max_length=100)
+
+    sync_scope_fields = ("owner",)
+
+
+class Step(SyncModel):
+    """A grandchild: three levels in one push."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    text = models.CharField(max_length=100)
+
+    sync_scope_fields = ("owner",)

@@ -3,7 +3,7 @@ from offline_sync.rest_framework.views import ConflictDetectionSyncView, LastWri
 from tests.thirdparty.models import Label
 
 from .filters import ItemFilter
-from .models import Document, Item, Note
+from .models import Document, Folder, Item, Note, Step, Task
 
 
 class ItemPullView(ReadOnlySyncView):
@@ -62,3 +62,33 @@ class NarrowedItemPullView(ReadOnlySyncView):
 
     def get_visible_queryset(self, entity):
         return super().get_visible_queryset(entity).exclude(category="archived")
+
+
+def owned(request):
+    return {"owner": request.user}
+
+
+class FolderTasksView(LastWriteWinsSyncView):
+    """One-to-many: shared folders (their own parents), private tasks and their private steps."""
+
+    entities = [
+        SyncEntity("folders", Folder),
+        SyncEntity("tasks", Task, scope=owned),
+        SyncEntity("steps", Step, scope=owned),
+    ]
+
+
+class FolderTasksConflictView(FolderTasksView):
+    """The same, with conflict detection on the tasks only."""
+
+    entities = [
+        SyncEntity("folders", Folder),
+        SyncEntity("tasks", Task, scope=owned, detect_conflicts=True),
+        SyncEntity("steps", Step, scope=owned),
+    ]
+
+
+class ItemsNotesPushView(LastWriteWinsSyncView):
+    """Items and private notes whose item is SET_NULL when it goes."""
+
+    entities = [SyncEntity("items", Item), SyncEntity("notes", Note, scope=owned)]

@@ -54,13 +54,15 @@ COMPANIES = [
     ("Initech", "9 Office Park", "555-0199"),
 ]
 
-COMPANY_PERMISSIONS = [f"crm.{action}_company" for action in ("view", "add", "change", "delete")]
+CRM_PERMISSIONS = [
+    f"crm.{action}_{model}" for action in ("view", "add", "change", "delete") for model in ("company", "contact")
+]
 
 # (username, password, superuser?, permissions); two mobile users, to sync from two devices.
 USERS = [
     ("admin", "admin", True, []),
-    ("mobile", "mobile", False, ["catalog.view_product", *COMPANY_PERMISSIONS]),
-    ("mobile2", "mobile2", False, ["catalog.view_product", *COMPANY_PERMISSIONS]),
+    ("mobile", "mobile", False, ["catalog.view_product", *CRM_PERMISSIONS]),
+    ("mobile2", "mobile2", False, ["catalog.view_product", *CRM_PERMISSIONS]),
 ]
 
 
