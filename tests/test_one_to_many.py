@@ -17,7 +17,7 @@ from offline_sync.rest_framework.views import LastWriteWinsSyncView
 from tests.helpers import client_for, make_user, push
 from tests.testapp.models import Folder, Item, Note, Step, Task
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # each request commits, as in production (stamps differ)
 
 URL = "/sync/folder-tasks/"
 
