@@ -15,19 +15,18 @@ Every time is the best of ``--repeat`` runs (time.perf_counter) after a warm-up;
 (row counts, ids) outside the timed part. ``--profile`` adds a cProfile of the one-page full pull.
 """
 
-import argparse
 import cProfile
 import gc
 import io
 import json
-import os
-import platform
 import pstats
 import random
-import sys
 import time
 import tracemalloc
 from decimal import Decimal
+
+from . import common
+from .common import BenchmarkError, check, mib, ms, rate
 
 ITEMS_URL = "/sync/items/"
 SMALL = 10_000  # rows of figures 1-3
@@ -44,52 +43,19 @@ TARGET_MEMORY_TABLE = 1.10  # figure 5: a page's memory does not grow with the t
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure, best kept (default 5)")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the one-page full pull")
-    args = parser.parse_args(argv)
-    if "DATABASE_URL" not in os.environ:
-        parser.error("set DATABASE_URL to a fresh database (scripts/bench does)")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-
-    import django
-
-    django.setup()
-    Bench(args.repeat).run(profile=args.profile)
+    common.main(Bench, __doc__, argv, repeat=5, profile_help="print a cProfile of the one-page full pull")
 
 
-class Bench:
+class Bench(common.Bench):
+    name = "benchmarks.pull"
+
     def __init__(self, repeat):
-        from django.core.management import call_command
-        from django.db import connection
-        from django.test.utils import setup_test_environment
-
         from offline_sync.records import default_fields
-        from tests.testapp.models import Item
 
-        self.repeat = repeat
-        self.rows = []  # (figure, value, ratio, target, result)
-        self.Item = Item
-        self.fields = default_fields(Item)
-        self.connection = connection
-        setup_test_environment()  # ALLOWED_HOSTS gets "testserver", as under the test runner
-        call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
-        if Item.objects.exists():
-            sys.exit("benchmarks.pull: the database already holds items; it needs a fresh database")
-        self.client = self._client()
+        super().__init__(repeat)
+        self.fields = default_fields(self.Item)
 
     # -- setup ----------------------------------------------------------------------------------------
-
-    def _client(self):
-        from django.contrib.auth.models import Permission, User
-        from rest_framework.authtoken.models import Token
-        from rest_framework.test import APIClient
-
-        user = User.objects.create_user("bench", password="bench")
-        user.user_permissions.set(Permission.objects.filter(codename="view_item"))
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-        return client
 
     def load(self, count):
         """Add ``count`` items with bulk_create, in chunks of LOAD_CHUNK rows (a stamp each)."""
@@ -168,9 +134,6 @@ class Bench:
             if not page["has_more"]:
                 return sum(times), times, pages
             params["since"] = page["cursor"]
-
-    def add(self, figure, value, ratio="", target="", ok=None):
-        self.rows.append((figure, value, ratio, target, "" if ok is None else ("PASS" if ok else "MISS")))
 
     # -- the figures ----------------------------------------------------------------------------------
 
@@ -299,57 +262,11 @@ class Bench:
 
     # -- output ---------------------------------------------------------------------------------------
 
-    def header(self):
-        import django
-        import rest_framework
-
-        connection = self.connection
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW server_version")
-                database = f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
-        else:
-            import sqlite3
-
-            database = f"SQLite {sqlite3.sqlite_version} (file)"
-        return (
-            f"{database}; Python {platform.python_version()}, Django {django.get_version()}, "
-            f"DRF {rest_framework.VERSION}; {os.cpu_count()} CPUs; best of {self.repeat} after a warm-up"
-        )
-
     def print_table(self):
-        head = ("figure", "value", "ratio", "target", "result")
-        widths = [max(len(str(row[i])) for row in [head, *self.rows]) for i in range(len(head))]
-        line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-        print(line.format(*head))
-        for row in self.rows:
-            print(line.format(*row).rstrip())
-        print(
+        super().print_table(
             "ratio: 2, 3 rows/s over 1's; 4b delta time over 4a's; 5b memory over 5a's (same page, 10x the table); "
             "5c over 5b's (a tenth of the page)",
-            flush=True,
         )
-
-
-class BenchmarkError(Exception):
-    pass
-
-
-def check(condition, what):
-    if not condition:
-        raise BenchmarkError(f"verification failed: {what}")
-
-
-def rate(rows_per_second):
-    return f"{rows_per_second:,.0f} rows/s"
-
-
-def ms(seconds):
-    return f"{seconds * 1000:,.1f} ms"
-
-
-def mib(size):
-    return f"{size / 2**20:.1f} MiB"
 
 
 if __name__ == "__main__":

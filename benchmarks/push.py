@@ -18,21 +18,19 @@ Every time is the best of ``--repeat`` runs (default 3; time.perf_counter) after
 outside the timed part (counts, versions, names, id_map). ``--profile`` adds a cProfile of one push of each kind.
 """
 
-import argparse
 import cProfile
 import gc
 import io
 import json
 import os
-import platform
 import pstats
 import re
-import sys
 import time
 import uuid
 from decimal import Decimal
 
-from .pull import BenchmarkError, check, ms, rate
+from . import common
+from .common import BenchmarkError, check, ms, rate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # the repository, cut from paths
 LIBRARY = os.path.join(ROOT, "offline_sync", "")
@@ -50,53 +48,17 @@ TARGET_VS_LOOP = 8  # figures 2b, 3b: push rows/s >= 8 x the per-record loop's r
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure, best kept (default 3)")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of one push of each kind")
-    args = parser.parse_args(argv)
-    if "DATABASE_URL" not in os.environ:
-        parser.error("set DATABASE_URL to a fresh database (scripts/bench does)")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-
-    import django
-
-    django.setup()
-    Bench(args.repeat).run(profile=args.profile)
+    common.main(Bench, __doc__, argv, repeat=3, profile_help="print a cProfile of one push of each kind")
 
 
-class Bench:
+class Bench(common.Bench):
+    name = "benchmarks.push"
+    username = "bench-push"
+    permissions = ("add_item", "change_item", "view_item")
+
     def __init__(self, repeat):
-        from django.core.management import call_command
-        from django.db import connection
-        from django.test.utils import setup_test_environment
-
-        from tests.testapp.models import Item
-
-        self.repeat = repeat
-        self.rows = []  # (figure, value, ratio, target, result)
-        self.Item = Item
-        self.connection = connection
+        super().__init__(repeat)
         self.tag = 0  # each run's records carry a tag of their own in their names
-        setup_test_environment()  # ALLOWED_HOSTS gets "testserver", as under the test runner
-        call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
-        if Item.objects.exists():
-            sys.exit("benchmarks.push: the database already holds items; it needs a fresh database")
-        self.client = self._client()
-
-    # -- setup ----------------------------------------------------------------------------------------
-
-    def _client(self):
-        from django.contrib.auth.models import Permission, User
-        from rest_framework.authtoken.models import Token
-        from rest_framework.test import APIClient
-
-        user = User.objects.create_user("bench-push", password="bench")
-        user.user_permissions.set(
-            Permission.objects.filter(codename__in=["add_item", "change_item", "view_item"], content_type__model="item")
-        )
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-        return client
 
     def next_tag(self):
         self.tag += 1
@@ -156,9 +118,6 @@ class Bench:
             result = fn(given)
             times.append(time.perf_counter() - start)
         return min(times), given, result
-
-    def add(self, figure, value, ratio="", target="", ok=None):
-        self.rows.append((figure, value, ratio, target, "" if ok is None else ("PASS" if ok else "MISS")))
 
     def add_rate(self, figure, seconds, base_rate=None, target=None):
         """A rows/s row, with its ratio to ``base_rate`` (itself when None) and a ``>= target`` check when given."""
@@ -418,36 +377,13 @@ class Bench:
     # -- output ---------------------------------------------------------------------------------------
 
     def header(self):
-        import django
-        import rest_framework
-
-        connection = self.connection
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW server_version")
-                database = f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
-        else:
-            import sqlite3
-
-            database = f"SQLite {sqlite3.sqlite_version} (file)"
-        return (
-            f"{database}; Python {platform.python_version()}, Django {django.get_version()}, "
-            f"DRF {rest_framework.VERSION}; {os.cpu_count()} CPUs; best of {self.repeat} after a warm-up, "
-            f"{RECORDS:,} records each"
-        )
+        return super().header(f", {RECORDS:,} records each")
 
     def print_table(self):
-        head = ("figure", "value", "ratio", "target", "result")
-        widths = [max(len(str(row[i])) for row in [head, *self.rows]) for i in range(len(head))]
-        line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-        print(line.format(*head))
-        for row in self.rows:
-            print(line.format(*row).rstrip())
-        print(
+        super().print_table(
             "ratio: 1c, 1d, 1f, 2a, 2c rows/s over 1a's; 1e, 1g, 3a, 3c over 1b's; 2b over 1f's; 3b over 1g's. "
             "Checked outside the timed part: row counts, names, versions (1 added, 2 modified), "
             f"id_map ({RECORDS:,} local_ids to distinct new ids), the answer's first page of own changes",
-            flush=True,
         )
 
 
