@@ -5,6 +5,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.helpers import EVERY_PERM
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` skip in the SQLite pass; the PostgreSQL pass must run them.
@@ -24,11 +26,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def make_user(django_user_model):
+    """``make_user(name, perms=...)``: a user with the given permission codenames ("all": every test model's)."""
     from django.contrib.auth.models import Permission
 
     def make(username="alice", perms=("view_item", "view_note")):
         if perms == "all":
-            perms = [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in ("item", "note")]
+            perms = EVERY_PERM
         user = django_user_model.objects.create_user(username=username, password="pw")
         user.user_permissions.set(Permission.objects.filter(codename__in=perms))
         return user
@@ -48,6 +51,17 @@ def api(make_user):
         return client
 
     return client_for
+
+
+@pytest.fixture
+def alice(api, make_user):
+    """A token client of a user with every permission on the test models."""
+    return api(make_user("alice", perms="all"))
+
+
+@pytest.fixture
+def bob(api, make_user):
+    return api(make_user("bob", perms="all"))
 
 
 @pytest.fixture

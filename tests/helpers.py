@@ -33,8 +33,9 @@ def client_for(user, *, token=False, **kwargs):
     return client
 
 
-def push(client, url, changes, *, last_sync=None, sync_id=None, params=""):
-    body = {"sync_id": str(sync_id or uuid.uuid4()), "last_sync": last_sync, "changes": changes}
+def push(client, url, changes, *, last_sync=None, sync_id=None, params="", **extra):
+    """POST a push of ``changes`` with a fresh ``sync_id``; ``extra`` adds body keys (``device_id``)."""
+    body = {"sync_id": str(sync_id or uuid.uuid4()), "last_sync": last_sync, "changes": changes, **extra}
     return client.post(url + params, body, format="json")
 
 

@@ -23,11 +23,6 @@ ADMIN = "/admin/offline_sync/conflict/"
 
 
 @pytest.fixture
-def alice(api, make_user):
-    return api(make_user("alice", perms="all"))
-
-
-@pytest.fixture
 def staff(make_user):
     """A logged-in admin client: ``staff()`` may view and resolve item conflicts, ``staff(perms=...)`` chooses."""
 

@@ -33,6 +33,7 @@ from rest_framework.test import APIClient
 from schemathesis import checks
 
 from offline_sync.models import Conflict
+from tests.helpers import push
 from tests.testapp.models import Item, Note
 from tests.thirdparty.models import Label
 
@@ -127,11 +128,6 @@ def pushed_records(body):
             for record in records if isinstance(records, list) else ():
                 if isinstance(record, dict):
                     yield entity, kind, record
-
-
-def push(client, url, changes):
-    body = {"sync_id": str(uuid.uuid4()), "last_sync": None, "changes": changes}
-    return client.post(url, body, format="json")
 
 
 class World:

@@ -6,6 +6,7 @@ import pytest
 
 from offline_sync.models import Conflict
 from offline_sync.signals import conflict_detected, conflict_resolved
+from tests import helpers
 from tests.testapp.models import Item
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -14,19 +15,8 @@ URL = "/sync/items-cd/"
 CONFLICTS = "/sync/conflicts/"
 
 
-@pytest.fixture
-def alice(api, make_user):
-    return api(make_user("alice", perms="all"))
-
-
-@pytest.fixture
-def bob(api, make_user):
-    return api(make_user("bob", perms="all"))
-
-
-def push(client, changes, *, last_sync=None, sync_id=None, device_id="phone-1"):
-    body = {"sync_id": str(sync_id or uuid.uuid4()), "last_sync": last_sync, "device_id": device_id, "changes": changes}
-    return client.post(URL, body, format="json")
+def push(client, changes, **options):
+    return helpers.push(client, URL, changes, **{"device_id": "phone-1", **options})
 
 
 def resolve(client, conflict_id, resolution, record=None):

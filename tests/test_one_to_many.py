@@ -14,22 +14,12 @@ from offline_sync.endpoints import Endpoint
 from offline_sync.entities import Entity
 from offline_sync.rest_framework.entities import SyncEntity
 from offline_sync.rest_framework.views import LastWriteWinsSyncView
-from tests.helpers import client_for, make_user, push
+from tests.helpers import push
 from tests.testapp.models import Folder, Item, Note, Step, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)  # each request commits, as in production (stamps differ)
 
 URL = "/sync/folder-tasks/"
-
-
-@pytest.fixture
-def alice():
-    return client_for(make_user("alice"))
-
-
-@pytest.fixture
-def bob():
-    return client_for(make_user("bob"))
 
 
 def offline_folder_with_tasks():
@@ -232,7 +222,7 @@ def test_deleting_a_parent_removes_the_children_from_their_owners_devices_only(a
 def test_a_record_whose_owner_changes_leaves_the_old_owners_devices(alice, bob):
     created = push(alice, URL, offline_folder_with_tasks()).json()
     task = Task.objects.get(pk=created["id_map"]["tasks"]["t2"])
-    task.owner = bob.handler._force_user
+    task.owner = bob.user
     task.save()
     assert pull(alice, created["cursor"])["changes"]["tasks"]["deleted"] == [task.pk]
     assert [t["id"] for t in pull(bob)["changes"]["tasks"]["records"]] == [task.pk]

@@ -11,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from offline_sync.models import SyncRequest, Tombstone
+from tests import helpers
 from tests.testapp.models import Item, Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,9 +25,8 @@ def writer(api, make_user):
     return api(make_user("writer", perms="all"))
 
 
-def push(client, changes, *, url=ITEMS, last_sync=None, sync_id=None, **extra):
-    body = {"sync_id": str(sync_id or uuid.uuid4()), "last_sync": last_sync, "changes": changes, **extra}
-    return client.post(url, body, format="json")
+def push(client, changes, *, url=ITEMS, **options):
+    return helpers.push(client, url, changes, **options)
 
 
 def snapshot():
