@@ -79,6 +79,12 @@ class RecordsInvalid(SyncError):
     code = "validation_error"
 
 
+class ResolutionInvalid(SyncError):
+    """A resolution that cannot apply as asked (a merge record its entity refuses, say): ``detail`` by path."""
+
+    code = "validation_error"
+
+
 class RecordsNotFound(SyncError):
     """Record ids that do not exist or are outside the caller's scope: ``{entity: [ids]}``."""
 
