@@ -4,7 +4,7 @@ Resolving is the engine's (``offline_sync.resolution``), shared with the admin.
 """
 
 from django.http import Http404
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -13,7 +13,48 @@ from ..models import Conflict
 from ..resolution import resolve_conflict
 from .views import SyncAPIView
 
-RESOLUTIONS = ("server", "client", "merge")
+# The resolutions (protocol section 5) and what each does.
+RESOLUTIONS = {
+    "server": "keep the server's record",
+    "client": "apply the client's change over it",
+    "merge": "apply the field values in `record`",
+}
+
+UNKNOWN_RESOLUTION = f"Must be one of {', '.join(RESOLUTIONS)}."
+
+
+class ResolveConflictSerializer(serializers.Serializer):
+    """How to resolve a conflict (protocol section 5): a `record` with `merge` only."""
+
+    record_resolutions = ("merge",)  # the resolutions that take a `record` (the schema: and need one)
+
+    resolution = serializers.ChoiceField(
+        list(RESOLUTIONS.items()),
+        error_messages=dict.fromkeys(("required", "null", "invalid_choice"), UNKNOWN_RESOLUTION),
+    )
+    # Any value passes here: resolve_conflict() refuses a merge record that is not an
+    # object, with the record's other checks, once the conflict is found and the
+    # caller's permission checked (protocol section 7's order).
+    record = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="The field values to apply, checked like a pushed `modified` record of the conflict's entity: "
+        "changed fields only, unknown fields refused (`400`).",
+    )
+
+    def run_validation(self, data=serializers.empty):
+        # The body's shape first, alone, as for a push: an object, with known keys only.
+        if not isinstance(data, dict):
+            raise exceptions.ValidationError({"body": ["Must be an object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise exceptions.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().run_validation(data)
+
+    def validate(self, attrs):
+        if "record" in attrs and attrs["resolution"] not in self.record_resolutions:
+            raise exceptions.ValidationError({"record": ["Only a merge takes a record."]})
+        return attrs
 
 
 def resolution_response(conflict):
@@ -49,26 +90,19 @@ class ConflictResolveView(ConflictAPIView):
     """``POST <conflict_id>/resolve/`` with ``{"resolution": "server" | "client" | "merge", "record": {...}}``."""
 
     conflicts_api = "resolve"  # for the schema
+    serializer_class = ResolveConflictSerializer  # validates the body; the schema documents it
 
     def post(self, request, conflict_id, *args, **kwargs):
-        body = request.data
-        if not isinstance(body, dict):
-            raise exceptions.ValidationError({"body": ["Must be an object."]})
-        unknown = sorted(set(body) - {"resolution", "record"})
-        if unknown:
-            raise exceptions.ValidationError({key: ["Unknown field."] for key in unknown})
-        resolution = body.get("resolution")
-        if resolution not in RESOLUTIONS:
-            raise exceptions.ValidationError({"resolution": [f"Must be one of {', '.join(RESOLUTIONS)}."]})
-        if resolution != "merge" and "record" in body:
-            raise exceptions.ValidationError({"record": ["Only a merge takes a record."]})
+        body = self.serializer_class(data=request.data)
+        body.is_valid(raise_exception=True)
+        resolution, record = body.validated_data["resolution"], body.validated_data.get("record")
         self.check_permissions(request)
         # Someone else's conflict answers like a missing one.
         conflict = Conflict.objects.filter(pk=conflict_id, user=request.user).select_related("content_type").first()
         if conflict is None:
             raise Http404
         self.check_model_permission(conflict, resolution)
-        conflict = resolve_conflict(conflict, resolution, body.get("record"), by=request.user, request=request)
+        conflict = resolve_conflict(conflict, resolution, record, by=request.user, request=request)
         return Response(resolution_response(conflict))
 
     def check_model_permission(self, conflict, resolution):

@@ -1,6 +1,6 @@
 """The schema of the conflicts API (protocol section 5): views with ``conflicts_api = "list"`` or ``"resolve"``."""
 
-from drf_spectacular.plumbing import build_array_type, build_basic_type, build_object_type
+from drf_spectacular.plumbing import build_array_type, build_basic_type, build_object_type, force_instance, get_doc
 from drf_spectacular.types import OpenApiTypes
 
 from .components import PULL_ERRORS
@@ -18,46 +18,40 @@ class ConflictsSchemaMixin:
         the branches' enums after their components)."""
         return self.shared_component(name, lambda: {"type": "string", "enum": list(values)})
 
+    def resolution_serializer(self):
+        """The view's body serializer (``ResolveConflictSerializer``), as drf-spectacular finds it."""
+        return force_instance(self._get_serializer())
+
     def conflicts_request(self):
-        """``server`` or ``client`` without a ``record``, or ``merge`` with one; nothing else (protocol section 5)."""
+        """The body the view's serializer takes: a resolution without a ``record``, or one of its
+        ``record_resolutions`` with one; nothing else (protocol section 5)."""
+        serializer = self.resolution_serializer()
+        choices = serializer.fields["resolution"].choices
+        with_record = [value for value in choices if value in serializer.record_resolutions]
+        without_record = [value for value in choices if value not in with_record]
 
-        def keep():
-            return build_object_type(
-                description="`server`: keep the server's record. `client`: apply the client's change over it.",
-                properties={"resolution": self.resolution_enum("KeepResolutionEnum", ("server", "client")).ref},
-                required=["resolution"],
-                additionalProperties=False,
-            )
+        def branch(name, values, **properties):
+            def build():
+                return build_object_type(
+                    description=" ".join(f"`{value}`: {choices[value]}." for value in values),
+                    properties={"resolution": self.resolution_enum(f"{name}Enum", values).ref, **properties},
+                    required=["resolution", *properties],
+                    additionalProperties=False,
+                )
 
-        def merge():
-            return build_object_type(
-                description="Apply these field values.",
-                properties={
-                    "resolution": self.resolution_enum("MergeResolutionEnum", ("merge",)).ref,
-                    "record": {
-                        **build_basic_type(OpenApiTypes.OBJECT),
-                        "description": "The field values to apply, checked like a pushed `modified` record of the "
-                        "conflict's entity: changed fields only, unknown fields refused (`400`).",
-                    },
-                },
-                required=["resolution", "record"],
-                additionalProperties=False,
-            )
+            return self.shared_component(name, build).ref["$ref"]
 
         def build():
-            branches = {"KeepResolution": keep, "MergeResolution": merge}
-            refs = {name: self.shared_component(name, branch).ref["$ref"] for name, branch in branches.items()}
+            record = {**build_basic_type(OpenApiTypes.OBJECT), "description": serializer.fields["record"].help_text}
+            keep = branch("KeepResolution", without_record)
+            merge = branch("MergeResolution", with_record, record=record)
             return {
-                "oneOf": [{"$ref": ref} for ref in refs.values()],
+                "oneOf": [{"$ref": keep}, {"$ref": merge}],
                 "discriminator": {
                     "propertyName": "resolution",
-                    "mapping": {
-                        "server": refs["KeepResolution"],
-                        "client": refs["KeepResolution"],
-                        "merge": refs["MergeResolution"],
-                    },
+                    "mapping": {value: merge if value in with_record else keep for value in choices},
                 },
-                "description": "How to resolve a conflict (protocol section 5): a `record` with `merge` only.",
+                "description": get_doc(type(serializer)),
             }
 
         return self.shared_component("Resolution", build)
@@ -79,7 +73,9 @@ class ConflictsSchemaMixin:
                     properties={
                         "conflict_id": build_basic_type(OpenApiTypes.INT),
                         "status": self.resolution_enum("ConflictStatusEnum", ("resolved",)).ref,
-                        "resolution": self.resolution_enum("ResolutionEnum", ("server", "client", "merge")).ref,
+                        "resolution": self.resolution_enum(
+                            "ResolutionEnum", self.resolution_serializer().fields["resolution"].choices
+                        ).ref,
                         "record": nullable(
                             {**build_basic_type(OpenApiTypes.OBJECT), "description": "The record now; null if deleted."}
                         ),
