@@ -50,3 +50,35 @@ def test_the_admin_loads_neither_rest_views_nor_drf_spectacular():
         """,
         admin="django.contrib.admin.apps.SimpleAdminConfig",
     )
+
+
+def test_the_views_urls_and_admin_run_without_drf_spectacular():
+    # None in sys.modules makes every import of drf_spectacular fail, as when it is not installed.
+    run(
+        """
+        import offline_sync.admin
+        import offline_sync.rest_framework.urls
+        import offline_sync.rest_framework.views
+        from django.urls import resolve
+        from rest_framework.schemas.openapi import AutoSchema
+
+        view = resolve("/sync/items-cd/").func.view_class()  # the test project's URLs load
+        assert type(view.schema) is AutoSchema, view.schema  # DRF's default
+        try:
+            from offline_sync.rest_framework.schema import SyncAutoSchema  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            raise AssertionError("SyncAutoSchema imported without drf-spectacular")
+        """,
+        before='import sys\nsys.modules["drf_spectacular"] = None\n',
+    )
+
+
+def test_sync_views_document_themselves_with_drf_spectacular():
+    from offline_sync.rest_framework.schema import SyncAutoSchema
+    from tests.testapp.views import ItemPullView
+
+    assert type(ItemPullView.schema) is SyncAutoSchema
+    view = ItemPullView()
+    assert view.schema.view is view

@@ -20,7 +20,7 @@ from ..pull import EntityQuery
 from .errors import sync_exception_handler
 from .parsers import SyncJSONParser, SyncRequest
 from .permissions import SyncModelPermissions
-from .schema import SyncAutoSchema
+from .schema import SyncSchema
 from .serializers import parse_push
 
 
@@ -32,7 +32,7 @@ class SyncAPIView(APIView):
     permission_classes = [SyncModelPermissions]
     parser_classes = [SyncJSONParser]
     renderer_classes = [JSONRenderer]
-    schema = SyncAutoSchema()
+    schema = SyncSchema()  # drf-spectacular's, imported only when a schema is asked for
 
     def get_exception_handler(self):
         return sync_exception_handler
