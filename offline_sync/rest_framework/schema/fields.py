@@ -139,6 +139,7 @@ def decimal_pattern(field):
     return f"^{number}$"
 
 
+# drf-spectacular registers an extension when its class is made: with SyncAutoSchema's first use.
 class ForeignKeyIdFieldExtension(OpenApiSerializerFieldExtension):
     """A pushed foreign key is the related record's id (``serializers.ForeignKeyIdField``)."""
 
