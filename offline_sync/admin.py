@@ -1,8 +1,9 @@
 """The Django admin of sync conflicts: staff review a conflict side by side and resolve it.
 
 Conflict rows are read-only here: the change page of a conflict is its
-resolution page, and every resolution goes through the same code as the
-conflicts API (``offline_sync.rest_framework.conflicts.resolve_conflict``).
+resolution page, and every resolution goes through the same engine code as the
+conflicts API (``offline_sync.resolution.resolve_conflict``), which imports no
+view, so the admin loads neither the REST views nor drf-spectacular.
 Resolving needs the ``offline_sync.resolve_conflict`` permission and, to apply
 a change, the permission a push of it would need (``change`` or ``delete``).
 """
@@ -17,14 +18,13 @@ from django.db import models
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
-from rest_framework.exceptions import ValidationError
 
 from . import conflicts
 from .diff import diff_conflict, format_diff
 from .exceptions import AlreadyResolved, ConflictChanged, SyncError
 from .models import Conflict
 from .records import RecordFormat
-from .rest_framework.conflicts import entity_for, resolve_conflict
+from .resolution import entity_for, resolve_conflict
 
 RESOLVE_PERMISSION = "offline_sync.resolve_conflict"
 PICK_PREFIX = "pick_"
@@ -243,9 +243,6 @@ class ConflictAdmin(admin.ModelAdmin):
         except AlreadyResolved as error:
             label = Conflict.Resolution(error.detail["resolution"]).label
             self.message_user(request, f"Someone resolved this conflict first: {label}.", messages.ERROR)
-            return page
-        except ValidationError as error:
-            self.message_user(request, f"Nothing was applied: {_describe(error.detail)}", messages.ERROR)
             return page
         except SyncError as error:
             self.message_user(request, f"Nothing was applied: {_describe(error.detail)}", messages.ERROR)

@@ -1,11 +1,36 @@
 """Every exception offline_sync raises, each with the wire error code it maps to."""
 
+# The wire `error` codes (protocol section 7) and their HTTP statuses: the one
+# table that the exception handler answers from and the OpenAPI schema documents.
+# (A failure of the server is `server_error`, 500 or 503: rest_framework/errors.py.)
+ERROR_STATUS = {
+    "validation_error": 400,
+    "not_authenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "unresolved_conflicts": 409,
+    "sync_id_reused": 409,
+    "already_resolved": 409,
+    "conflict_changed": 409,
+    "cursor_expired": 410,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "throttled": 429,
+}
+
 
 class SyncError(Exception):
-    """Base of the errors a sync request can end in; ``code`` is the wire ``error``."""
+    """Base of the errors a sync request can end in; ``code`` is the wire ``error``, ``status`` its HTTP status."""
 
     code = "sync_error"
     status = 400
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "status" not in vars(cls):
+            cls.status = ERROR_STATUS.get(cls.code, cls.status)  # a protocol code's status is the table's
 
     def __init__(self, detail=None):
         super().__init__(detail)
@@ -25,7 +50,6 @@ class CursorExpired(SyncError):
     """Tombstones newer than the cursor were purged: the client must pull in full."""
 
     code = "cursor_expired"
-    status = 410
 
     def __init__(self):
         super().__init__("Deletions since this cursor were purged; do a full pull without `since`.")
@@ -35,7 +59,6 @@ class PayloadTooLarge(SyncError):
     """A push over the record or byte limit."""
 
     code = "payload_too_large"
-    status = 413
 
     def __init__(self, max_records, max_bytes):
         super().__init__({"max_records": max_records, "max_bytes": max_bytes})
@@ -45,7 +68,6 @@ class SyncIdReused(SyncError):
     """The same sync_id with another body, or on another endpoint."""
 
     code = "sync_id_reused"
-    status = 409
 
     def __init__(self):
         super().__init__("This sync_id was used for another push; make a new sync_id for each push.")
@@ -55,21 +77,24 @@ class RecordsInvalid(SyncError):
     """Pushed values the database would refuse (a unique value taken, say): ``detail`` by path, as DRF's."""
 
     code = "validation_error"
-    status = 400
+
+
+class ResolutionInvalid(SyncError):
+    """A resolution that cannot apply as asked (a merge record its entity refuses, say): ``detail`` by path."""
+
+    code = "validation_error"
 
 
 class RecordsNotFound(SyncError):
     """Record ids that do not exist or are outside the caller's scope: ``{entity: [ids]}``."""
 
     code = "not_found"
-    status = 404
 
 
 class UnresolvedConflicts(SyncError):
     """The user has pending conflicts on this endpoint: pushes wait until they are resolved."""
 
     code = "unresolved_conflicts"
-    status = 409
 
     def __init__(self, conflicts):
         super().__init__("Resolve the pending conflicts of this endpoint before pushing again.")
@@ -80,7 +105,6 @@ class AlreadyResolved(SyncError):
     """The conflict was resolved before, another way."""
 
     code = "already_resolved"
-    status = 409
 
     def __init__(self, resolution, record):
         super().__init__({"resolution": resolution, "record": record})
@@ -90,7 +114,6 @@ class ConflictChanged(SyncError):
     """The record changed again since the resolver looked at it; nothing was applied."""
 
     code = "conflict_changed"
-    status = 409
 
     def __init__(self):
         super().__init__("The server record changed since you looked at it; review it again.")

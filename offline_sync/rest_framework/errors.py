@@ -11,26 +11,29 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..exceptions import SyncError
+from ..exceptions import ERROR_STATUS, SyncError
 
 logger = logging.getLogger("django.request")
 
-# DRF exception -> (status, wire code); checked in order, so subclasses first.
+# DRF exception -> (status, wire code), the status from ERROR_STATUS; checked in order, so subclasses first.
 _DRF_CODES = [
-    (exceptions.ValidationError, 400, "validation_error"),
-    (exceptions.ParseError, 400, "validation_error"),
-    (exceptions.NotAuthenticated, 401, "not_authenticated"),
-    (exceptions.AuthenticationFailed, 401, "not_authenticated"),
-    (exceptions.PermissionDenied, 403, "permission_denied"),
-    (exceptions.NotFound, 404, "not_found"),
-    (exceptions.MethodNotAllowed, 405, "method_not_allowed"),
-    (exceptions.NotAcceptable, 406, "not_acceptable"),
-    (exceptions.UnsupportedMediaType, 415, "unsupported_media_type"),
-    (exceptions.Throttled, 429, "throttled"),
+    (exc_class, ERROR_STATUS[code], code)
+    for exc_class, code in [
+        (exceptions.ValidationError, "validation_error"),
+        (exceptions.ParseError, "validation_error"),
+        (exceptions.NotAuthenticated, "not_authenticated"),
+        (exceptions.AuthenticationFailed, "not_authenticated"),
+        (exceptions.PermissionDenied, "permission_denied"),
+        (exceptions.NotFound, "not_found"),
+        (exceptions.MethodNotAllowed, "method_not_allowed"),
+        (exceptions.NotAcceptable, "not_acceptable"),
+        (exceptions.UnsupportedMediaType, "unsupported_media_type"),
+        (exceptions.Throttled, "throttled"),
+    ]
 ]
 
 
@@ -105,5 +108,5 @@ def not_found_view(request, *args, **kwargs):
     from django.http import JsonResponse
 
     return JsonResponse(
-        {"error": "not_found", "detail": f"No sync endpoint at {request.path}."}, status=status.HTTP_404_NOT_FOUND
+        {"error": "not_found", "detail": f"No sync endpoint at {request.path}."}, status=ERROR_STATUS["not_found"]
     )

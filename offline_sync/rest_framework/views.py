@@ -20,7 +20,7 @@ from ..exceptions import PayloadTooLarge
 from .errors import sync_exception_handler
 from .parsers import SyncJSONParser, SyncRequest
 from .permissions import SyncModelPermissions
-from .schema import SyncAutoSchema
+from .schema import SyncSchema
 from .serializers import parse_push
 
 
@@ -32,7 +32,7 @@ class SyncAPIView(APIView):
     permission_classes = [SyncModelPermissions]
     parser_classes = [SyncJSONParser]
     renderer_classes = [JSONRenderer]
-    schema = SyncAutoSchema()
+    schema = SyncSchema()  # drf-spectacular's, imported only when a schema is asked for
 
     def get_exception_handler(self):
         return sync_exception_handler
@@ -53,7 +53,7 @@ class SyncAPIView(APIView):
         to answer 405), then the request's shape and values
         (``validate_request()``), then permission. A push's permission is checked
         by the engine, once its ``sync_id`` is claimed or found: a retry is
-        recognised first.
+        recognised first (``checks_permissions_later()``).
         """
         self.format_kwarg = self.get_format_suffix(**kwargs)
         request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
@@ -65,8 +65,12 @@ class SyncAPIView(APIView):
         method = request.method.lower()
         if method in self.http_method_names and hasattr(self, method):
             self.validate_request(request)
-            if request.method != "POST":
+            if not self.checks_permissions_later(request):
                 self.check_permissions(request)
+
+    def checks_permissions_later(self, request):
+        """Whether the handler checks permission itself, later (a push: once its ``sync_id`` is found)."""
+        return False
 
     def validate_request(self, request):
         """Parse and check what the request asks (400 if anything is wrong); keep what the handler uses."""
@@ -158,6 +162,9 @@ class LastWriteWinsSyncView(ReadOnlySyncView):
             for name, lists in self.push_request.changes.items():
                 required += [(by_name[name].model, self.push_permissions[key]) for key, items in lists.items() if items]
         return required
+
+    def checks_permissions_later(self, request):
+        return request.method == "POST"  # Endpoint.push() calls check_permissions once the sync_id is claimed
 
     def validate_request(self, request):
         if request.method == "POST":
