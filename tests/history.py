@@ -665,8 +665,12 @@ def make_world(seed):
     return users
 
 
-def run(seed, seconds, workers):
-    """One history: rounds of actors, each ended by a checkpoint. Returns the History."""
+def run(seed, seconds, workers, exercise=()):
+    """One history: rounds of actors, each ended by a checkpoint. Returns the History.
+
+    A run that has not met each of ``exercise`` (names in ``History.stats``) by ``seconds`` goes
+    on, round by round, up to three times as long: a slow or busy machine does fewer steps.
+    """
     history = History(seed, seconds)
     users = make_world(seed)
     by_name, pks = {u.username: u for u in users}, [u.pk for u in users]
@@ -675,8 +679,15 @@ def run(seed, seconds, workers):
     writers = [Writer(history, n, users, seed, hold=0.3 if postgres else 0) for n in range(WRITERS)]
     actors, checker = [*devices, *writers, Purger(history, seed)], Checker(history)
     schedule = random.Random(f"{seed}:schedule")
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline, cap = start + seconds, start + 3 * seconds
+
+    def missing():
+        return [what for what in exercise if not history.stats[what]]
+
     while True:
+        if time.monotonic() >= deadline and missing():
+            deadline = min(cap, deadline + ROUND)
         round_end = min(deadline, time.monotonic() + ROUND)
         if postgres:
             run_threads(history, actors, workers, round_end, seed)
@@ -684,7 +695,7 @@ def run(seed, seconds, workers):
             while time.monotonic() < round_end:
                 actor = schedule.choice(actors)
                 history.step(actor.name, actor.step)
-        final = time.monotonic() >= deadline
+        final = time.monotonic() >= deadline and (not missing() or deadline >= cap)
         # Every held transaction has ended with its step; devices offline sit this checkpoint out.
         online = [d for d in devices if final or time.monotonic() >= d.offline_until]
         history.log("main", "checkpoint", "final" if final else "", f"{len(online)} devices")

@@ -39,7 +39,7 @@ def test_history_of_devices_writers_and_purges(capsys, seed):
     workers = int(os.environ.get("HISTORY_WORKERS", 8)) if postgres else 1
     with capsys.disabled():
         print(f"\nhistory: seed={seed} seconds={seconds} workers={workers} database={connection.vendor}")
-    history = run(seed=seed, seconds=seconds, workers=workers)
+    history = run(seed=seed, seconds=seconds, workers=workers, exercise=EXERCISED if seconds >= 5 else ())
     with capsys.disabled():
         print("history: " + ", ".join(f"{k}={v}" for k, v in sorted(history.stats.items())))
     if history.violations:
