@@ -8,8 +8,10 @@ Under ``CI=true`` as anywhere else, a server that cannot start fails the
 tests; they never skip.
 """
 
+import html
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -182,6 +184,32 @@ class DemoServer:
                 return state
             status, page = self.request(token, "GET", endpoint.path, since=page["cursor"], **endpoint.params)
 
+    def staff_resolve(self, conflict_id, resolution, admin_path="/admin/offline_sync/conflict/"):
+        """Staff open the conflict's page in the admin and press "Keep server version" or "Apply client version".
+
+        Returns the page's HTML (before the choice).
+        """
+        button = {"server": "Keep server version", "client": "Apply client version"}[resolution]
+        with httpx.Client(base_url=self.base_url, timeout=30) as browser:
+            login = browser.get("/admin/login/").text
+            csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login).group(1)
+            data = {"username": "admin", "password": "admin", "csrfmiddlewaretoken": csrf}
+            assert browser.post("/admin/login/?next=/admin/", data=data).status_code == 302
+            page = browser.get(f"{admin_path}{conflict_id}/change/")
+            assert page.status_code == 200, page.text
+            forms = re.findall(r'<form class="conflict-choice"[^>]*action="([^"]+)">(.*?)</form>', page.text, re.S)
+            [(action, form)] = [(a, f) for a, f in forms if f'name="resolution" value="{resolution}"' in f]
+            assert button in form
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+            version = re.search(r'name="version" value="(\d*)"', form).group(1)
+            answer = browser.post(
+                html.unescape(action), data={"csrfmiddlewaretoken": token, "resolution": resolution, "version": version}
+            )
+            assert answer.status_code == 302, answer.text
+            done = browser.get(f"{admin_path}{conflict_id}/change/").text
+            assert "Resolution" in done
+        return page.text
+
     def push(self, token, endpoint, changes, last_sync=None):
         """A push from another device (raw), asserted to succeed; returns the answer."""
         body = {"sync_id": str(uuid.uuid4()), "last_sync": last_sync, "changes": changes}
@@ -200,19 +228,22 @@ def server(tmp_path_factory):
 class FaultTransport(httpx.BaseTransport):
     """An httpx transport that forwards to the real one, except for the faults planned with ``add()``.
 
-    ``log`` lists every request seen, as ``(method, path, outcome)``.
+    ``log`` lists every request seen, as ``(method, path, outcome)``; ``sent`` the POST bodies.
     """
 
     def __init__(self):
         self.inner = httpx.HTTPTransport()
         self.rules = []
         self.log = []
+        self.sent = []  # the bodies of the POSTs that went out, as bytes
 
     def add(self, action, *, method=None, path=None, times=1):
         """Do ``action(request, inner)`` instead of forwarding, for the next ``times`` matching requests."""
         self.rules.append({"action": action, "method": method, "path": path, "left": times})
 
     def handle_request(self, request):
+        if request.method == "POST":
+            self.sent.append(request.read())
         for rule in self.rules:
             if rule["left"] and rule["method"] in (None, request.method) and rule["path"] in (None, request.url.path):
                 rule["left"] -= 1
