@@ -106,7 +106,9 @@ class Connection:
                 if error.retry_after is None:
                     error.retry_after = wait
                 raise error
-            logger.info("%s %s failed (%s); try %d of %d in %.1fs", method, path, error, attempt + 1, self.max_attempts, wait)
+            logger.info(
+                "%s %s failed (%s); try %d of %d in %.1fs", method, path, error, attempt + 1, self.max_attempts, wait
+            )
             time.sleep(wait)
 
 

@@ -532,9 +532,7 @@ class LocalStore:
             mapping = id_map.get(entity.name) or {}
             for local_id, server_id in mapping.items():
                 # A row the server already sent under that id is the same record: the local row keeps its state.
-                self._db.execute(
-                    f'DELETE FROM "{entity.name}" WHERE id = ? AND local_id != ?', (server_id, local_id)
-                )
+                self._db.execute(f'DELETE FROM "{entity.name}" WHERE id = ? AND local_id != ?', (server_id, local_id))
                 self._db.execute(
                     f'UPDATE "{entity.name}" SET id = ?, version = 1, is_from_server = 1 WHERE local_id = ?',
                     (server_id, local_id),

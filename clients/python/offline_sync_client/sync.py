@@ -1,4 +1,4 @@
-"""A sync run (the seeds' ``OfflineDataSync``): per endpoint, push what changed here, then take what the server sends."""
+"""A sync run (the seeds' ``OfflineDataSync``): per endpoint, push what changed here, take what the server sends."""
 
 import json
 import logging
@@ -153,7 +153,7 @@ class SyncClient:
                 try:
                     self._sync_endpoint(self.store.endpoints[name], result)
                 except SyncError as error:
-                    logger.warning("sync of %s failed: %s", name, error)
+                    logger.info("sync of %s failed: %s", name, error)
                     result.error = error
                     if error.retryable:
                         break
@@ -198,15 +198,20 @@ class SyncClient:
             self._pull(endpoint, result)
             return
         store = self.store
-        if endpoint.pattern == CONFLICT_DETECTION and store.conflicts(endpoint.name):
-            # Seed step 1: no push while conflicts wait. Those resolved meanwhile (by staff, say) go first.
-            if store.pending_push(endpoint.name) is None and self.refresh_conflicts(endpoint.name):
-                waiting = store.conflicts(endpoint.name)
-                raise SyncError(
-                    errors.UNRESOLVED_CONFLICTS,
-                    f"{endpoint.name}: {len(waiting)} conflict(s) to resolve before the next sync.",
-                    conflicts=waiting,
-                )
+        # Seed step 1: no push while conflicts wait; those resolved meanwhile (by staff, say) are dropped first.
+        # A stored push goes first all the same: the retry of the push that made the conflicts is not refused.
+        if (
+            endpoint.pattern == CONFLICT_DETECTION
+            and store.conflicts(endpoint.name)
+            and store.pending_push(endpoint.name) is None
+            and self.refresh_conflicts(endpoint.name)
+        ):
+            waiting = store.conflicts(endpoint.name)
+            raise SyncError(
+                errors.UNRESOLVED_CONFLICTS,
+                f"{endpoint.name}: {len(waiting)} conflict(s) to resolve before the next sync.",
+                conflicts=waiting,
+            )
         pushes, expired = 0, False
         while pushes < MAX_PUSHES_PER_RUN:
             prepared = store.pending_push(endpoint.name)
@@ -217,7 +222,7 @@ class SyncClient:
                 )
             if prepared is None:
                 break
-            sync_id, body = prepared
+            _, body = prepared
             count = _count(body)
             try:
                 answer = self.connection.request("POST", endpoint.path, params=self._params(endpoint), body=body)

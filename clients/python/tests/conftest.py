@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from offline_sync_client import (
     CONFLICT_DETECTION,
     LAST_WRITE_WINS,
@@ -291,7 +290,13 @@ class Device:
     """A device: its own store file, a client with a fault transport, and the user's token."""
 
     def __init__(self, server, directory, endpoints, token, name="device", **options):
-        self.server, self.path, self.endpoints, self.token, self.name = server, directory / f"{name}.sqlite3", endpoints, token, name
+        self.server, self.path, self.endpoints, self.token, self.name = (
+            server,
+            directory / f"{name}.sqlite3",
+            endpoints,
+            token,
+            name,
+        )
         self.options = options
         self.transport = FaultTransport()
         self.open()

@@ -35,12 +35,17 @@ def rivals(server, device):
 
 
 def test_a_stale_edit_becomes_a_local_conflict_and_blocks_the_next_sync(server, rivals):
-    phone, tablet, server_id = rivals()
+    _phone, tablet, server_id = rivals()
     other = tablet.store.records("companies")[0]
     outcome = tablet.sync()
     assert outcome.ok, outcome.error
     [conflict] = outcome.conflicts
-    assert (conflict.entity, conflict.id, conflict.kind, conflict.device_id) == ("companies", server_id, "modified", "tablet")
+    assert (conflict.entity, conflict.id, conflict.kind, conflict.device_id) == (
+        "companies",
+        server_id,
+        "modified",
+        "tablet",
+    )
     assert conflict.client["phone"] == "tablet's"
     assert (conflict.server["phone"], conflict.server["version"]) == ("phone's", 2)
     assert tablet.store.conflicts("companies") == [conflict]
@@ -72,7 +77,7 @@ def test_resolving_keep_local_applies_the_local_change_everywhere(server, rivals
 
 
 def test_resolving_with_a_merge_or_keeping_the_server_version(server, rivals):
-    phone, tablet, server_id = rivals()
+    _, tablet, server_id = rivals()
     [conflict] = tablet.sync().conflicts
     merged = tablet.client.resolve_conflict(conflict.conflict_id, "merge", {"phone": "merged", "address": "both"})
     assert (merged.record["phone"], merged.record["address"]) == ("merged", "both")
@@ -80,7 +85,7 @@ def test_resolving_with_a_merge_or_keeping_the_server_version(server, rivals):
     assert tablet.sync().ok
     assert_in_step(tablet, COMPANIES, server)
 
-    phone, tablet, server_id = rivals()
+    _phone, tablet, server_id = rivals()
     [conflict] = tablet.sync().conflicts
     kept = tablet.client.resolve_conflict(conflict.conflict_id, "server")
     assert (kept.resolution, kept.record["phone"], kept.record["version"]) == ("server", "phone's", 2)
@@ -90,7 +95,7 @@ def test_resolving_with_a_merge_or_keeping_the_server_version(server, rivals):
 
 
 def test_staff_resolve_in_the_admin_and_the_next_sync_shows_the_result(server, rivals):
-    phone, tablet, server_id = rivals()
+    _phone, tablet, server_id = rivals()
     [conflict] = tablet.sync().conflicts
     page = server.staff_resolve(conflict.conflict_id, "client")
     assert "tablet" in page  # staff see which device
@@ -102,7 +107,7 @@ def test_staff_resolve_in_the_admin_and_the_next_sync_shows_the_result(server, r
 
 
 def test_a_resolution_that_comes_second_takes_the_first_one(server, rivals):
-    phone, tablet, server_id = rivals()
+    _phone, tablet, server_id = rivals()
     [conflict] = tablet.sync().conflicts
     server.staff_resolve(conflict.conflict_id, "server")
     done = tablet.client.resolve_conflict(conflict.conflict_id, "client")
@@ -112,7 +117,7 @@ def test_a_resolution_that_comes_second_takes_the_first_one(server, rivals):
 
 
 def test_another_device_of_the_user_is_refused_and_learns_the_conflict(server, rivals):
-    phone, tablet, server_id = rivals()
+    phone, tablet, _server_id = rivals()
     [conflict] = tablet.sync().conflicts
     mine = phone.store.create("companies", {"name": unique(), "address": "", "phone": ""})
     outcome = phone.sync()

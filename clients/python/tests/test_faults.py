@@ -13,7 +13,6 @@ applying nothing twice. A crash inside 3 or 4 rolls that transaction back:
 the data and the cursor stay as they were, so nothing is skipped.
 """
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -23,7 +22,6 @@ import uuid
 import httpx
 import pytest
 from conftest import COMPANIES, COMPANIES_LWW, PRODUCTS, assert_in_step, before, drop_response, respond
-
 from offline_sync_client import Connection, SyncError
 
 
@@ -87,7 +85,8 @@ def test_a_lost_answer_is_retried_with_the_same_sync_id_and_creates_no_duplicate
     phone.transport.add(drop_response, method="POST")  # the first push is applied, its answer lost
     outcome = phone.sync()
     assert outcome.ok, outcome.error
-    assert len(sent) == 2 and sent[0] == sent[1]  # byte for byte the same body, same sync_id
+    assert len(sent) == 2
+    assert sent[0] == sent[1]  # byte for byte the same body, same sync_id
     assert_applied_once(server, phone, new, edited, version)
 
 
@@ -200,7 +199,9 @@ def test_a_crash_while_applying_a_push_answer_rolls_it_back_and_the_retry_applie
     if method == "_store_conflict":
         [conflict] = outcome.conflicts  # the retry answers the same conflict
         phone.client.resolve_conflict(conflict.conflict_id, "server")
-        assert names_on_server(server, phone.token, COMPANIES).count(phone.store.get("companies", new).data["name"]) == 1
+        assert (
+            names_on_server(server, phone.token, COMPANIES).count(phone.store.get("companies", new).data["name"]) == 1
+        )
         assert_in_step(phone, COMPANIES, server)
     else:
         assert_applied_once(server, phone, new, edited, version, COMPANIES)

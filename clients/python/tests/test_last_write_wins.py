@@ -46,7 +46,8 @@ def test_offline_create_update_delete_then_sync(server, device):
     assert changes["deleted"] == [{"id": doomed.id, "base_version": doomed.version}]
 
     created = phone.store.get("companies", new)  # the same local row, now with its server id
-    assert created.is_from_server and created.id is not None and created.version == 1
+    assert (created.is_from_server, created.version) == (True, 1)
+    assert created.id is not None
     assert phone.store.get("companies", doomed.local_id) is None
     assert phone.store.get("companies", existing.local_id).data["phone"] == "555-7777"
     assert_in_step(phone, COMPANIES_LWW, server)
@@ -76,7 +77,8 @@ def test_a_record_deleted_elsewhere_stays_deleted(server, device):
     _, token = server.user()
     phone, tablet = device([COMPANIES_LWW], token, "phone"), device([COMPANIES_LWW], token, "tablet")
     lid = phone.store.create("companies", {"name": unique(), "address": "", "phone": ""})
-    assert phone.sync().ok and tablet.sync().ok
+    assert phone.sync().ok
+    assert tablet.sync().ok
     server_id = phone.store.get("companies", lid).id
     tablet.store.delete("companies", tablet.store.find("companies", server_id).local_id)
     assert tablet.sync().ok
@@ -103,9 +105,9 @@ def test_an_edit_made_while_its_push_is_in_flight_stays_modified(server, device)
     assert phone.sync().ok
     added, modified = phone.store.get("companies", lid), phone.store.get("companies", other.local_id)
     # Both pushed changes applied; the later edits are still to push, on top of the versions the push made.
-    assert added.is_from_server and added.is_modified and added.modified_fields == ("phone",)
+    assert (added.is_from_server, added.is_modified, added.modified_fields) == (True, True, ("phone",))
     assert (added.base_version, added.data["phone"]) == (1, "edited mid-push")
-    assert modified.is_modified and modified.modified_fields == ("address",)
+    assert (modified.is_modified, modified.modified_fields) == (True, ("address",))
     assert (modified.data["phone"], modified.data["address"]) == ("first", "edited mid-push")
     state = server.state(phone.token, COMPANIES_LWW)["companies"]
     assert state[added.id]["phone"] == "1"
@@ -128,7 +130,7 @@ def test_a_new_record_deleted_while_its_push_is_in_flight_is_deleted_on_the_serv
     phone.transport.add(before(lambda request: phone.store.delete("companies", lid)), method="POST")
     assert phone.sync().ok
     row = phone.store.get("companies", lid)
-    assert row.is_from_server and not row.is_active  # created on the server; its deletion is next
+    assert (row.is_from_server, row.is_active) == (True, False)  # created on the server; its deletion is next
     assert server_count(server, phone.token, name) == 1
     assert phone.sync().ok
     assert phone.store.get("companies", lid) is None

@@ -9,7 +9,6 @@ import time
 
 import pytest
 from conftest import COMPANIES, COMPANIES_LWW, PRODUCTS, refuse_connection
-
 from offline_sync_client import (
     CONFLICTS_FOUND,
     SYNC_COMPLETED,
@@ -170,7 +169,7 @@ def test_the_apps_events_start_syncs_as_configured():
     manager.notify_online()
     assert manager.wait_idle(10)
     assert client.ran == ["crm"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no such unit"):
         manager.trigger_sync("no such unit")
 
 
@@ -219,7 +218,8 @@ def test_offline_then_online_with_retries(server, device):
 def test_conflicts_found_is_reported(server, device):
     _, token = server.user()
     phone, tablet = device([COMPANIES], token, "phone"), device([COMPANIES], token, "tablet")
-    assert phone.sync().ok and tablet.sync().ok
+    assert phone.sync().ok
+    assert tablet.sync().ok
     target = phone.store.records("companies")[0]
     phone.store.update("companies", target.local_id, {"phone": "phone's"})
     tablet.store.update("companies", tablet.store.find("companies", target.id).local_id, {"phone": "tablet's"})

@@ -64,7 +64,7 @@ def test_contacts_stay_private_and_follow_their_company(server, device):
 @NEEDS_ONE_TO_MANY
 def test_a_lost_answer_of_a_one_to_many_push_creates_no_duplicates(server, device):
     phone = device([COMPANY_CONTACTS])
-    company, people = new_company_with_contacts(phone.store, contacts=3)
+    company, _people = new_company_with_contacts(phone.store, contacts=3)
     name = phone.store.get("companies", company).data["name"]
     phone.transport.add(drop_response, method="POST")
     assert phone.sync().ok
@@ -77,7 +77,7 @@ def test_a_lost_answer_of_a_one_to_many_push_creates_no_duplicates(server, devic
 @NEEDS_ONE_TO_MANY
 def test_a_contact_moved_to_a_new_company_is_rewritten_with_the_answer(server, device):
     phone = device([COMPANY_CONTACTS])
-    first, [person] = new_company_with_contacts(phone.store, contacts=1)
+    _first, [person] = new_company_with_contacts(phone.store, contacts=1)
     assert phone.sync().ok
     second = phone.store.create("companies", {"name": f"Second {uuid.uuid4().hex[:8]}", "address": "", "phone": ""})
     phone.store.update("contacts", person, {"company": {"local_id": second}})

@@ -18,8 +18,10 @@ def test_the_only_runtime_dependency_is_httpx():
 
 
 def test_importing_the_client_imports_no_django():
-    code = "import sys, offline_sync_client; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
+    code = (
+        "import sys, offline_sync_client; print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('django', 'rest_framework', 'django_filters', 'drf_spectacular')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

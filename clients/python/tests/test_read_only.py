@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 from conftest import AGE_AND_PURGE_TOMBSTONES, PRODUCTS, assert_in_step
-
 from offline_sync_client import READ_ONLY, Endpoint, Entity, StoreError
 
 EDIT_PRODUCTS = """

@@ -7,7 +7,6 @@ the one-to-many side (children pointing at parents not yet on the server) is tes
 import json
 
 import pytest
-
 from offline_sync_client import LAST_WRITE_WINS, Endpoint, Entity, LocalStore, StoreError
 
 CRM = Endpoint(
@@ -137,7 +136,13 @@ def test_children_point_at_a_new_parent_by_local_id_and_get_its_server_id_with_t
         cursor="c2",
         id_map={"companies": {parent: 40}, "contacts": {child: 7, moved: 8}},
         companies=([company(40, name="Parent")], []),
-        contacts=([{"id": 7, "version": 1, "name": "Ann", "company": 40}, {"id": 8, "version": 1, "name": "Bob", "company": 1}], []),
+        contacts=(
+            [
+                {"id": 7, "version": 1, "name": "Ann", "company": 40},
+                {"id": 8, "version": 1, "name": "Bob", "company": 1},
+            ],
+            [],
+        ),
     )
     store.apply_answer("crm", answer, pushed=True)
     assert store.get("companies", parent).id == 40
@@ -275,7 +280,14 @@ def test_a_conflict_keeps_both_versions_and_the_row_shows_the_servers(store):
             "detected_on": "2026-11-21T20:41:21.000000Z",
             "device_id": "phone",
         },
-        {"conflict_id": 12, "entity": "companies", "id": 2, "kind": "deleted", "client": {"id": 2, "base_version": 1}, "server": company(2, 2)},
+        {
+            "conflict_id": 12,
+            "entity": "companies",
+            "id": 2,
+            "kind": "deleted",
+            "client": {"id": 2, "base_version": 1},
+            "server": company(2, 2),
+        },
     ]
     store.apply_answer("crm", page(cursor="c2", conflicts=conflicts), pushed=True)
     assert [(c.conflict_id, c.kind, c.client.get("phone")) for c in store.conflicts()] == [
