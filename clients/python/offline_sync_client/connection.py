@@ -62,6 +62,12 @@ class Connection:
     def close(self):
         self._http.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def login(self, username, password):
         """Get a token for ``username`` (the demo's ``POST /api/auth/token/``) and use it from now on."""
         body = json.dumps({"username": username, "password": password})

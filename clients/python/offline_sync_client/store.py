@@ -35,8 +35,9 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from . import errors
 from .endpoints import SERVER_KEYS
-from .errors import StoreError
+from .errors import StoreError, SyncError
 
 SCHEMA_VERSION = 1
 
@@ -572,7 +573,7 @@ class LocalStore:
             if row is None:
                 continue
             if kind == "added" and not row["is_from_server"]:
-                raise StoreError(f"The push answer has no id_map entry for {entity} {local_id!r}.")
+                raise SyncError(errors.BAD_RESPONSE, f"The push answer has no id_map entry for {entity} {local_id!r}.")
             if row["change_seq"] == seq:  # untouched since the push was gathered
                 if kind == "deleted" and (entity, row["id"]) not in conflicted:
                     self._db.execute(f'DELETE FROM "{entity}" WHERE local_id = ?', (local_id,))
@@ -704,7 +705,8 @@ class LocalStore:
     def _active_row(self, entity, table, local_id):
         row = self._row(table, local_id)
         if row is None or not row["is_active"]:
-            raise StoreError(f"No {entity} record with local_id {local_id!r}.")
+            state = "is deleted (its deletion is not pushed yet)" if row is not None else "does not exist"
+            raise StoreError(f"The {entity} record with local_id {local_id!r} {state}.")
         return row
 
     def _params_key(self, endpoint):

@@ -293,17 +293,28 @@ def _count(body):
 
 
 def _check_page(page, path, push=False):
-    """The answer has the protocol's shape (section 3, 4), or nothing of it is applied."""
+    """The answer has the protocol's shape (sections 3 and 4), or nothing of it is applied."""
     ok = (
         isinstance(page.get("cursor"), str)
         and isinstance(page.get("has_more"), bool)
         and isinstance(page.get("changes"), dict)
         and all(
-            isinstance(c, dict) and isinstance(c.get("records", []), list) and isinstance(c.get("deleted", []), list)
+            isinstance(c, dict)
+            and isinstance(c.get("records", []), list)
+            and all(isinstance(r, dict) and "id" in r for r in c.get("records", []))
+            and isinstance(c.get("deleted", []), list)
+            and all(isinstance(i, (int, str)) for i in c.get("deleted", []))
             for c in page["changes"].values()
         )
     )
     if ok and push:
-        ok = isinstance(page.get("id_map"), dict) and isinstance(page.get("conflicts"), list)
+        ok = (
+            isinstance(page.get("id_map"), dict)
+            and all(isinstance(m, dict) for m in page["id_map"].values())
+            and isinstance(page.get("conflicts"), list)
+            and all(
+                isinstance(c, dict) and {"conflict_id", "entity", "id", "kind"} <= c.keys() for c in page["conflicts"]
+            )
+        )
     if not ok:
         raise SyncError(errors.BAD_RESPONSE, f"{path} answered 200 without the protocol's page.")

@@ -34,7 +34,7 @@ from offline_sync_client import (
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository: clients/python/tests/ -> ../../..
 SERVER_PYTHON = os.environ.get("OFFLINE_SYNC_SERVER_PYTHON", sys.executable)
-POOL = 40  # users with a token each, handed out one per test that needs a fresh user
+POOL = 150  # users with a token each, handed out one per test that needs a fresh user
 
 PRODUCTS = Endpoint("products", "/api/sync/products/", READ_ONLY, [Entity("products")])
 COMPANIES_LWW = Endpoint("companies-lww", "/api/sync/companies-lww/", LAST_WRITE_WINS, [Entity("companies")])

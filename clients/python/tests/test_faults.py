@@ -364,13 +364,10 @@ def test_an_answer_that_is_not_the_protocol_applies_nothing(server, device):
 
 
 def test_login_gets_a_token_and_wrong_credentials_are_refused(server):
-    connection = Connection(server.base_url)
-    try:
+    with Connection(server.base_url) as connection:
         with pytest.raises(SyncError) as refused:
             connection.login("mobile", "wrong")
         assert (refused.value.code, refused.value.retryable) == ("not_authenticated", False)
         token = connection.login("mobile", "mobile")
         assert connection.token == token
         assert server.request(token, "GET", "/api/sync/products/")[0] == 200
-    finally:
-        connection.close()
