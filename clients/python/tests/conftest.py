@@ -32,7 +32,8 @@ from offline_sync_client import (
     SyncClient,
 )
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository: clients/python/tests/ -> ../../..
+# The server to test against: this repository's (clients/python/tests/ -> ../../..), or another checkout.
+ROOT = Path(os.environ.get("OFFLINE_SYNC_SERVER_ROOT") or Path(__file__).resolve().parents[3])
 SERVER_PYTHON = os.environ.get("OFFLINE_SYNC_SERVER_PYTHON", sys.executable)
 POOL = 150  # users with a token each, handed out one per test that needs a fresh user
 
@@ -82,7 +83,7 @@ def free_port():
 class DemoServer:
     """The demo project in a subprocess; ``restart()`` kills it hard and starts it again on the same port."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, pool=POOL, **settings):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -92,12 +93,13 @@ class DemoServer:
             "DJANGO_SETTINGS_MODULE": "demo_project.settings",
             "DEMO_SYNC_RATE": "100000/min",
             "DEMO_AUTH_RATE": "1000/min",
+            **settings,
         }
         self.log_path = directory / "server.log"
         self.process = None
         self.manage("migrate", "--noinput", "-v0")
         self.manage("load_demo_data")
-        self.tokens = json.loads(self.shell(MAKE_USERS % POOL))
+        self.tokens = json.loads(self.shell(MAKE_USERS % pool))
         self._free = sorted(self.tokens)
         self.start()
 
@@ -151,7 +153,7 @@ class DemoServer:
     def user(self):
         """A user of its own for one test: ``(username, token)``."""
         if not self._free:
-            raise RuntimeError(f"more than {POOL} tests asked for a fresh user: raise POOL in conftest.py")
+            raise RuntimeError(f"more than {len(self.tokens)} tests asked for a fresh user: raise POOL in conftest.py")
         name = self._free.pop(0)
         return name, self.tokens[name]
 

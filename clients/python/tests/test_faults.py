@@ -21,7 +21,17 @@ import uuid
 
 import httpx
 import pytest
-from conftest import COMPANIES, COMPANIES_LWW, PRODUCTS, assert_in_step, before, drop_response, respond
+from conftest import (
+    COMPANIES,
+    COMPANIES_LWW,
+    PRODUCTS,
+    DemoServer,
+    Device,
+    assert_in_step,
+    before,
+    drop_response,
+    respond,
+)
 from offline_sync_client import Connection, SyncError
 
 
@@ -327,6 +337,27 @@ def test_429_waits_for_a_short_retry_after_and_reports_a_long_one(server, device
     assert time.monotonic() - started < 5  # not waited for: the app's retry timer takes it from here
     assert (outcome.error.code, outcome.retryable, outcome.retry_after) == ("throttled", True, 120)
     assert phone.store.pending_push("companies-lww") is not None
+
+
+def test_the_servers_own_429_is_reported_with_its_retry_after(tmp_path_factory, tmp_path):
+    """A real throttled answer (DRF's ScopedRateThrottle, 2 a minute here): retryable, Retry-After kept, push kept."""
+    throttled = DemoServer(tmp_path_factory.mktemp("throttled"), pool=1, DEMO_SYNC_RATE="2/min")
+    try:
+        _, token = throttled.user()
+        phone = Device(throttled, tmp_path, [COMPANIES_LWW], token, max_push_records=1)
+        try:
+            for i in range(3):
+                phone.store.create("companies", {"name": f"{unique()} {i}", "address": "", "phone": ""})
+            outcome = phone.sync()  # two pushes pass, the third is throttled for most of a minute
+            assert (outcome.error.code, outcome.error.status, outcome.retryable) == ("throttled", 429, True)
+            assert 1 < outcome.retry_after <= 60
+            assert outcome.endpoints[0].pushed == 2
+            assert phone.store.pending_push("companies-lww") is not None
+        finally:
+            phone.store.close()
+            phone.client.close()
+    finally:
+        throttled.stop()
 
 
 def test_a_timeout_is_retried(server, device):
