@@ -47,7 +47,6 @@ COMPANY_CONTACTS = Endpoint(
     [Entity("companies"), Entity("contacts", foreign_keys={"company": "companies"})],
 )
 
-NEEDS_ONE_TO_MANY = pytest.mark.xfail(strict=True, reason="needs the server's one-to-many endpoint (issue 10)")
 
 MAKE_USERS = """
 import json

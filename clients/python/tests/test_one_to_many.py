@@ -1,13 +1,11 @@
 """One-to-many against the demo's ``/api/sync/company-contacts/`` (PROTOCOL.md sections 4.3 and 8).
 
-The server side of this endpoint comes with issue 10: until it lands these tests are expected to fail
-(strict xfail), and they turn into failures that say "switch me on" the day it lands. The client side is
-tested without a server in test_store.py.
+The client side of local ids is also tested without a server in test_store.py.
 """
 
 import uuid
 
-from conftest import COMPANY_CONTACTS, NEEDS_ONE_TO_MANY, assert_in_step, drop_response
+from conftest import COMPANY_CONTACTS, assert_in_step, drop_response
 
 
 def new_company_with_contacts(store, contacts=2):
@@ -22,7 +20,6 @@ def new_company_with_contacts(store, contacts=2):
     return company, people
 
 
-@NEEDS_ONE_TO_MANY
 def test_contacts_created_offline_under_a_new_company_arrive_linked(server, device):
     phone = device([COMPANY_CONTACTS])
     company, people = new_company_with_contacts(phone.store)
@@ -40,7 +37,6 @@ def test_contacts_created_offline_under_a_new_company_arrive_linked(server, devi
     assert_in_step(phone, COMPANY_CONTACTS, server)
 
 
-@NEEDS_ONE_TO_MANY
 def test_contacts_stay_private_and_follow_their_company(server, device):
     phone, other = device([COMPANY_CONTACTS], name="phone"), device([COMPANY_CONTACTS], name="other")
     company, people = new_company_with_contacts(phone.store)
@@ -61,7 +57,6 @@ def test_contacts_stay_private_and_follow_their_company(server, device):
         assert_in_step(d, COMPANY_CONTACTS, server)
 
 
-@NEEDS_ONE_TO_MANY
 def test_a_lost_answer_of_a_one_to_many_push_creates_no_duplicates(server, device):
     phone = device([COMPANY_CONTACTS])
     company, _people = new_company_with_contacts(phone.store, contacts=3)
@@ -74,7 +69,6 @@ def test_a_lost_answer_of_a_one_to_many_push_creates_no_duplicates(server, devic
     assert_in_step(phone, COMPANY_CONTACTS, server)
 
 
-@NEEDS_ONE_TO_MANY
 def test_a_contact_moved_to_a_new_company_is_rewritten_with_the_answer(server, device):
     phone = device([COMPANY_CONTACTS])
     _first, [person] = new_company_with_contacts(phone.store, contacts=1)
