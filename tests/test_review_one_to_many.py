@@ -142,3 +142,58 @@ def test_the_statements_of_a_push_do_not_grow_with_the_depth_of_a_self_referenci
     with CaptureQueriesContext(connection) as many:
         assert push(alice, URL, chain(200)).status_code == 200
     assert len(many) <= len(few) + 2
+
+
+def test_a_resolution_validates_with_the_serializer_context_a_push_gets(alice):
+    # The views now give each entity's serializer a context (request, view) so per-user
+    # validators work in pushes; resolving a conflict validates the same record through
+    # resolution.validate_values() -> validate_record() with no context at all: the same
+    # serializer raises KeyError('request') there, a 500 on /sync/conflicts/<id>/resolve/.
+    import sys
+    import types
+
+    from django.test.utils import override_settings
+    from django.urls import include, path
+    from rest_framework import serializers
+
+    from offline_sync.rest_framework.entities import SyncEntity
+    from offline_sync.rest_framework.serializers import SyncRecordSerializer
+    from offline_sync.rest_framework.views import ConflictDetectionSyncView
+    from tests.testapp.models import Item
+
+    class NotYourNameSerializer(SyncRecordSerializer):
+        class Meta:
+            model = Item
+            fields = ["name", "category", "price"]
+
+        def validate_name(self, value):
+            if value == self.context["request"].user.username:
+                raise serializers.ValidationError("Not your own name.")
+            return value
+
+    class PerUserView(ConflictDetectionSyncView):
+        entities = [SyncEntity("items", Item, serializer_class=NotYourNameSerializer)]
+
+    urls = types.ModuleType("tests._review_per_user_urls")
+    urls.urlpatterns = [
+        path("sync/per-user/", PerUserView.as_view()),
+        path("sync/conflicts/", include("offline_sync.rest_framework.urls")),
+    ]
+    sys.modules[urls.__name__] = urls
+    try:
+        with override_settings(ROOT_URLCONF=urls.__name__):
+            item = Item.objects.create(name="server")
+            item.save()  # version 2
+            stale = push(alice, "/sync/per-user/", {"items": {"modified": [{"id": item.pk, "base_version": 1, "name": "mine"}]}})
+            assert stale.status_code == 200, stale.json()
+            (conflict,) = stale.json()["conflicts"]
+            alice.raise_request_exception = False
+            answer = alice.post(
+                f"/sync/conflicts/{conflict['conflict_id']}/resolve/",
+                {"resolution": "merge", "record": {"name": "merged"}},
+                format="json",
+            )
+    finally:
+        del sys.modules[urls.__name__]
+    assert answer.status_code == 200, answer.content
+    assert Item.objects.get(pk=item.pk).name == "merged"
