@@ -37,7 +37,7 @@ def references(entities) -> dict:
     for index, entity in enumerate(entities):
         graph[entity.name] = {}
         for field in entity.model._meta.concrete_fields:
-            if not (field.many_to_one or field.one_to_one) or field.name not in (entity.fields or [field.name]):
+            if not takes_local_ids(field) or field.name not in (entity.fields or [field.name]):
                 continue
             target = first_of.get(field.related_model._meta.concrete_model)
             if target is None:
@@ -49,6 +49,11 @@ def references(entities) -> dict:
                 )
             graph[entity.name][field.attname] = (field.name, target[1])
     return graph
+
+
+def takes_local_ids(field) -> bool:
+    """A foreign key to its target's primary key: a ``to_field`` key holds another value, not an id."""
+    return (field.many_to_one or field.one_to_one) and field.target_field.primary_key
 
 
 def check(pushes, graph) -> None:
@@ -64,7 +69,7 @@ def check(pushes, graph) -> None:
                         continue
                     name, target = refs.get(attname, (_field_name(push.model, attname), None))
                     if target is None:
-                        message = "A local_id can only name a record of an entity of this endpoint."
+                        message = "A local_id can only stand for the id of a record of an entity of this endpoint."
                     elif value.local_id not in added.get(target, ()):
                         message = f"No record with local_id {value.local_id!r} is added to {target!r} in this push."
                     else:
@@ -79,27 +84,40 @@ def check(pushes, graph) -> None:
 
 
 def layers(push, graph) -> list:
-    """``push.added`` in insertion batches: each record after the records of its own entity it names."""
+    """``push.added`` in insertion batches: each record after the records of its own entity it names.
+
+    One batch unless the entity refers to itself; then one per level of the deepest chain of
+    records naming each other in this push (linear in the records). Raises ``RecordsInvalid``
+    for records that name each other in a cycle.
+    """
     own = [attname for attname, (_, target) in graph.get(push.name, {}).items() if target == push.name]
     if not own:
         return [push.added] if push.added else []
-    waiting = {item.local_id: item for item in push.added}
-    done, batches = set(), []
-    while waiting:
-        ready = [
-            item
-            for item in waiting.values()
-            if all(not isinstance(ref := item.values.get(attname), LocalRef) or ref.local_id in done for attname in own)
-        ]
-        if not ready:
-            cycle = sorted(waiting, key=str)
-            raise RecordsInvalid(
-                {"changes": {push.name: {"added": [f"These records name each other in a cycle: {', '.join(cycle)}."]}}}
-            )
-        batches.append(ready)
-        for item in ready:
-            done.add(item.local_id)
-            del waiting[item.local_id]
+    by_local_id = {item.local_id: item for item in push.added}
+    waiting_for = {}  # local id -> how many records of this push it waits for
+    children = {}  # local id -> the records that name it
+    for item in push.added:
+        named = {ref.local_id for a in own if isinstance(ref := item.values.get(a), LocalRef)} & by_local_id.keys()
+        waiting_for[item.local_id] = len(named)
+        for local_id in named:
+            children.setdefault(local_id, []).append(item)
+    batch = [item for item in push.added if not waiting_for[item.local_id]]
+    batches, placed = [], 0
+    while batch:
+        batches.append(batch)
+        placed += len(batch)
+        following = []
+        for item in batch:
+            for child in children.get(item.local_id, ()):
+                waiting_for[child.local_id] -= 1
+                if not waiting_for[child.local_id]:
+                    following.append(child)
+        batch = following
+    if placed < len(push.added):
+        cycle = sorted((local_id for local_id, n in waiting_for.items() if n), key=str)
+        raise RecordsInvalid(
+            {"changes": {push.name: {"added": [f"These records name each other in a cycle: {', '.join(cycle)}."]}}}
+        )
     return batches
 
 
@@ -125,6 +143,17 @@ def rewrite_sent(item: dict, attnames: dict, id_map: dict) -> dict:
         if isinstance(ref, dict) and ref.get("local_id") in id_map.get(target, {}):
             out[name] = id_map[target][ref["local_id"]]
     return out
+
+
+def depended_on(names, graph) -> set:
+    """The entities that records of ``names`` refer to, directly or through others (a parent's parent)."""
+    found, todo = set(), list(names)
+    while todo:
+        for _, target in graph.get(todo.pop(), {}).values():
+            if target not in found:
+                found.add(target)
+                todo.append(target)
+    return found
 
 
 def has_refs(values: dict) -> bool:

@@ -139,6 +139,8 @@ def apply_push(pushes, *, using, last_sync=None, references=None):
             unknown[push.name] = sorted(missing, key=str)
     visible = {push.model: push.entity.visible for push in pushes}
     dangling = _dangling_references(pushes, visible, using)
+    for name, refs in _named_while_deleted(pushes, references).items():
+        dangling.setdefault(name, []).extend(refs)
     if unknown and last_sync is not None:
         # A purge that committed since this push checked the horizon may have taken their tombstones.
         check_not_expired(last_sync, using)
@@ -161,26 +163,27 @@ def apply_push(pushes, *, using, last_sync=None, references=None):
     # Modifications, then deletions (children first), then additions (parents first): a record
     # moved to another parent survives its old parent's deletion, and a unique value a record
     # gives up or a deleted record held is free for a new one. A modification naming a record
-    # added in this push waits for it, and then the additions come before the deletions, so a
-    # child moved to a new parent survives its old parent's deletion too.
+    # added in this push ("later": a child moved to a new parent) waits for the additions; the
+    # deletions in the entities such a record depends on wait for it, so that it survives its
+    # old parent's deletion too.
     connection = connections[using]
     later = {push.name: [m for m in push.modified if local_ids.has_refs(m.values)] for push in pushes}
+    held = local_ids.depended_on({name for name, items in later.items() if items}, references)
     id_map = {}
     with _parents_deleted_meanwhile(pushes, visible, using):
         for push in pushes:
             now = [(m.pk, m.values) for m in push.modified if not local_ids.has_refs(m.values)]
             modify_rows(push.model, now, using)
-        if any(later.values()):
-            _add_all(pushes, references, id_map, connection)
-            for push in pushes:
-                refs = references[push.name]
-                modify_rows(
-                    push.model, [(m.pk, local_ids.rewrite(m.values, refs, id_map)) for m in later[push.name]], using
-                )
         for push in reversed(pushes):
-            _delete(push, [item.pk for item in push.deleted], using)
-        if not any(later.values()):
-            _add_all(pushes, references, id_map, connection)
+            if push.name not in held:
+                _delete(push, [item.pk for item in push.deleted], using)
+        _add_all(pushes, references, id_map, connection)
+        for push in pushes:
+            moved = [(m.pk, local_ids.rewrite(m.values, references[push.name], id_map)) for m in later[push.name]]
+            modify_rows(push.model, moved, using)
+        for push in reversed(pushes):
+            if push.name in held:
+                _delete(push, [item.pk for item in push.deleted], using)
     for spec in conflicts:
         spec.client = local_ids.rewrite_sent(spec.client, references[spec.entity], id_map)
     return PushOutcome(
@@ -197,6 +200,20 @@ def _dangling_references(pushes, visible, using):
         if refs:
             dangling[push.name] = refs
     return dangling
+
+
+def _named_while_deleted(pushes, references):
+    """``{entity: [{**ref, field: id}]}`` for added or modified records naming a record this push deletes."""
+    deleted = {push.name: {item.pk for item in push.deleted} for push in pushes}
+    found = {}
+    for push in pushes:
+        refs = references[push.name]
+        for row in push.rows():
+            for attname, (name, target) in refs.items():
+                value = row.values.get(attname)
+                if value is not None and not isinstance(value, local_ids.LocalRef) and value in deleted[target]:
+                    found.setdefault(push.name, []).append({**row.ref, name: value})
+    return found
 
 
 @contextlib.contextmanager

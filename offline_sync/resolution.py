@@ -13,6 +13,7 @@ from django.urls import Resolver404, resolve
 
 from . import conflicts
 from .exceptions import ResolutionInvalid
+from .local_ids import LocalRef
 from .models import Conflict
 from .records import RecordFormat, default_fields
 
@@ -60,17 +61,27 @@ def _model_entity(conflict):
     return ModelEntity(conflict.entity, model, default_fields(model))
 
 
-def validate_values(entity, values, path):
-    """``values`` checked by the entity's serializer as a pushed ``modified`` record; ``ResolutionInvalid`` if not."""
+def validate_values(entity, values, path, view=None):
+    """``values`` checked by the entity's serializer as a pushed ``modified`` record; ``ResolutionInvalid`` if not.
+
+    The serializer gets the context a push's would (``request``, ``view``), for per-user validators.
+    """
     # Imported here: only a resolution that applies values needs DRF.
     from rest_framework.exceptions import ValidationError
 
     from .rest_framework.serializers import validate_record
 
+    context = {"request": getattr(view, "request", None), "view": view}
+    serializer = entity.get_serializer_class()(partial=True, context=context)
     try:
-        return validate_record(entity, values, path, partial=True)
+        values = validate_record(entity, values, path, partial=True, serializer=serializer)
     except ValidationError as exc:
         raise ResolutionInvalid(exc.detail) from exc
+    local = sorted(name for name, value in values.items() if isinstance(value, LocalRef))
+    if local:  # a resolution adds no records for a local id to name
+        names = {f.attname: f.name for f in entity.model._meta.concrete_fields}
+        raise ResolutionInvalid({path[0]: {names.get(n, n): ["Name the related record by its id."] for n in local}})
+    return values
 
 
 def resolve_conflict(conflict, resolution, merge_record, *, by, request=None, expect_version=...):
@@ -95,11 +106,11 @@ def resolve_conflict(conflict, resolution, merge_record, *, by, request=None, ex
     values = None
     if resolution == "client" and conflict.kind == Conflict.Kind.MODIFIED:
         sent = {k: v for k, v in conflict.client.items() if k != "base_version"}
-        values = validate_values(entity, sent, ["client"])  # as when it was pushed
+        values = validate_values(entity, sent, ["client"], view)  # as when it was pushed
     elif resolution == "merge":
         if not isinstance(merge_record, dict):
             raise ResolutionInvalid({"record": ["Required for a merge: the field values to keep."]})
-        values = validate_values(entity, merge_record, ["record"])
+        values = validate_values(entity, merge_record, ["record"], view)
     return conflicts.resolve(
         conflict.pk,
         resolution,

@@ -141,7 +141,11 @@ def test_a_local_id_to_a_model_the_endpoint_does_not_carry_is_refused(alice):
     assert answer.status_code == 400
     assert answer.json()["detail"] == {
         "changes": {
-            "notes": {"added": {"0": {"item": ["A local_id can only name a record of an entity of this endpoint."]}}}
+            "notes": {
+                "added": {
+                    "0": {"item": ["A local_id can only stand for the id of a record of an entity of this endpoint."]}
+                }
+            }
         }
     }
 

@@ -160,7 +160,8 @@ class ForeignKeyIdFieldExtension(OpenApiSerializerFieldExtension):
         view = getattr(auto_schema, "view", None)
         entities = view.get_entities() if hasattr(view, "get_entities") else []
         related = self.target.target_pk.model._meta.concrete_model
-        if any(entity.model._meta.concrete_model is related for entity in entities):
+        takes_local_ids = self.target.target_pk.primary_key  # a to_field key holds another value than an id
+        if takes_local_ids and any(entity.model._meta.concrete_model is related for entity in entities):
             return {"oneOf": [server_id, LOCAL_REF]}
         return server_id
 
