@@ -3,13 +3,14 @@
 from django.core.checks import Error, Tags, register
 from django.db import connections, router
 
+from .options import options_for
+from .querysets import SyncQuerySet
+from .registry import get_registered_models
 from .stamps import SUPPORTED_VENDORS
 
 
 @register(Tags.models)
-def check_synced_models(app_configs=None, **kwargs):
-    from .registry import get_registered_models
-
+def check_synced_models(app_configs=None, **kwargs) -> list:
     errors = []
     for model in get_registered_models():
         if app_configs is None or model._meta.app_config in app_configs:
@@ -17,10 +18,8 @@ def check_synced_models(app_configs=None, **kwargs):
     return errors
 
 
-def check_model(model):
+def check_model(model) -> list:
     """The configuration errors of one synced model."""
-    from .models import SyncQuerySet
-
     errors = []
     label = model._meta.label
     for role, manager in (("default", model._default_manager), ("base", model._base_manager)):
@@ -46,7 +45,7 @@ def check_model(model):
                 id="offline_sync.E004",
             )
         )
-    for name in model.sync_scope_fields:
+    for name in options_for(model).scope_fields:
         try:
             model._meta.get_field(name)
         except Exception:
@@ -61,9 +60,7 @@ def check_model(model):
 
 
 @register(Tags.database)
-def check_database_vendor(databases=None, **kwargs):
-    from .registry import get_registered_models
-
+def check_database_vendor(databases=None, **kwargs) -> list:
     errors = []
     for model in get_registered_models():
         alias = router.db_for_write(model)

@@ -200,8 +200,8 @@ def _tombstones(entity, index, where, limit, using):
     """
     rank = 2 * index + 1
     rows = (
-        tombstones.for_model(entity.model, using)
-        .filter(where, **tombstones.in_scope(entity.tombstone_scope))
+        tombstones.for_model(entity.model, using, entity.tombstone_scope)
+        .filter(where)
         .order_by("sync_stamp", "id")
         .values_list("sync_stamp", "id", "object_pk")[: limit + 1]
     )
