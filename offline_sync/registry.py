@@ -24,7 +24,7 @@ from .options import SyncOptions, add_sync_fields, options_for
 from .querysets import SyncQuerySet, current_version
 
 # Registered models -> their base manager's name before register(), for unregister().
-_registered = {}
+_base_manager_names = {}
 
 
 class AlreadyRegistered(ImproperlyConfigured):
@@ -45,7 +45,7 @@ def get_registered_models() -> list:
     return [model for model in apps.get_models() if is_registered(model)]
 
 
-def register(model=None, *, scope_fields=()):
+def register(model: type | None = None, *, scope_fields: tuple = ()):
     """Make ``model`` (one you don't own) synced. Also usable as a class decorator."""
     if model is None:
         return lambda model: register(model, scope_fields=scope_fields)
@@ -56,7 +56,7 @@ def register(model=None, *, scope_fields=()):
     return model
 
 
-def unregister(model) -> None:
+def unregister(model: type) -> None:
     """Stop syncing a registered model (its columns stay; writes no longer keep them)."""
     if not (is_registered(model) and options_for(model).registered):
         raise NotRegistered(f"{model._meta.label} was not registered with offline_sync.register().")
@@ -65,13 +65,13 @@ def unregister(model) -> None:
         signal.disconnect(sender=model, dispatch_uid=uid)
     model.save, model.delete = model.save.__wrapped__, model.delete.__wrapped__
     for manager in model._meta.local_managers:
-        manager._queryset_class = getattr(manager._queryset_class, "unsynced", manager._queryset_class)
-    model._meta.base_manager_name = _registered.pop(model)
+        manager._queryset_class = getattr(manager._queryset_class, "_unsynced_class", manager._queryset_class)
+    model._meta.base_manager_name = _base_manager_names.pop(model)
     model._meta._expire_cache()
     del model._sync_options
 
 
-def finalize(model, options: SyncOptions) -> None:
+def finalize(model: type, options: SyncOptions) -> None:
     """Make ``model`` synced with ``options``: the setup of ``SyncModel`` subclasses and registered models alike.
 
     A registered model also gets what a ``SyncModel`` subclass has from its
@@ -99,9 +99,9 @@ def _use_sync_querysets(model):
     for manager in model._meta.local_managers:
         if not issubclass(manager._queryset_class, SyncQuerySet):
             base = manager._queryset_class
-            manager._queryset_class = type(f"Sync{base.__name__}", (SyncQuerySet, base), {"unsynced": base})
+            manager._queryset_class = type(f"Sync{base.__name__}", (SyncQuerySet, base), {"_unsynced_class": base})
     # Cascades write through the base manager: make it the (now synced) default one.
-    _registered[model] = model._meta.base_manager_name
+    _base_manager_names[model] = model._meta.base_manager_name
     model._meta.base_manager_name = model._meta.default_manager_name or model._meta.local_managers[0].name
     model._meta._expire_cache()
 
