@@ -1,3 +1,5 @@
+"""The app's configuration: the system checks, registered once the models are loaded."""
+
 from django.apps import AppConfig
 
 
@@ -7,11 +9,7 @@ class OfflineSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Here, not at the top: checks.py imports the models, which Django
+        # loads only after every app's apps.py (SyncModel subclasses are set
+        # up as their classes are prepared, registered models in register()).
         from . import checks  # noqa: F401  (registers the system checks)
-        from .models import SyncModel
-        from .registry import connect_tombstones
-
-        # Registered models connect themselves in register().
-        for model in self.apps.get_models():
-            if issubclass(model, SyncModel):
-                connect_tombstones(model)

@@ -9,31 +9,36 @@ it did not send as they are (a partial ``modified`` record).
 ``insert_rows``: Django's ``bulk_create`` binds one parameter per value (and on
 SQLite splits into batches of 999 of them). Here PostgreSQL gets one array per
 column through ``unnest()``, and SQLite one ``executemany``.
+
+Pure SQL over a model and rows: whether the rows are synced, and under which
+column names, is the caller's to say (``options``, the model's ``SyncOptions``).
 """
+
+from typing import NamedTuple
 
 from django.db import NotSupportedError, models, transaction
 from django.utils import timezone
 
+from .options import SyncOptions
 from .stamps import next_stamp
 
 
-def insert_rows(model, rows, *, connection):
+def insert_rows(model, rows: list, *, connection, options: SyncOptions | None = None) -> list:
     """Insert ``rows`` (``{attname: value}``; absent fields take their defaults); return the new pks in order.
 
-    Rows of a synced model get version 1, the time and a fresh stamp. No
-    model instance is built on the fast paths: that alone cost a tenth of a
-    push. A multi-table child gets one INSERT per table, parents first. A
-    field with a database default that a row leaves out gets that default:
-    such rows go in a statement of their own, without the column.
+    With ``options`` (a synced model's), the rows get version 1, the time and
+    a fresh stamp, taken in the caller's transaction. No model instance is
+    built on the fast paths: that alone cost a tenth of a push. A multi-table
+    child gets one INSERT per table, parents first. A field with a database
+    default that a row leaves out gets that default: such rows go in a
+    statement of their own, without the column.
     """
     if not rows:
         return []
-    from .registry import is_registered
-
     model = model._meta.concrete_model  # a proxy writes its concrete model's table
     now = timezone.now()
-    if is_registered(model):
-        meta = {"version": 1, "modified_on": now, "sync_stamp": next_stamp(connection)}
+    if options is not None:
+        meta = options.values(1, now, next_stamp(connection))
         rows = [{**row, **meta} for row in rows]
     auto_now = [f.attname for f in model._meta.concrete_fields if _auto_now(f, adding=True)]
     if auto_now:
@@ -159,11 +164,11 @@ def _is_autoincrement(model):
     return auto is not None and auto is model._meta.pk
 
 
-def update_rows(model, rows, *, stamp, connection):
+def update_rows(model, rows: list, *, stamp: int, connection, options: SyncOptions) -> None:
     """Apply ``rows`` (``[(pk, {field name or attname: value})]``) and bump their sync metadata.
 
     One UPDATE per table the rows write (a multi-table child has several);
-    the sync columns are set in the table that holds them.
+    the sync columns (named by ``options``) are set in the table that holds them.
     """
     if not rows:
         return
@@ -172,7 +177,8 @@ def update_rows(model, rows, *, stamp, connection):
     auto_now = [f.attname for f in meta.concrete_fields if _auto_now(f, adding=False)]
     if auto_now:
         rows = [(pk, {**values, **{name: now for name in auto_now}}) for pk, values in rows]
-    sync_table = meta.get_field("sync_stamp").model._meta.concrete_model
+    version_field, modified_field, stamp_field = (meta.get_field(name) for name in options.sync_fields)
+    sync_table = stamp_field.model._meta.concrete_model
     by_table = {sync_table: []}  # table -> [(field, values, flags or None)]
     for name in sorted({name for _, values in rows for name in values}):  # field names or attnames
         field = meta.get_field(name)
@@ -182,10 +188,24 @@ def update_rows(model, rows, *, stamp, connection):
             (field, prepped, None if all(flags) else flags)
         )
     pks = [meta.pk.get_db_prep_save(pk, connection) for pk, _ in rows]
-    bump = (meta.get_field("modified_on").get_db_prep_save(now, connection), stamp)
+    params = (modified_field.get_db_prep_save(now, connection), stamp)
+    bump = _Bump(version_field.column, modified_field.column, stamp_field.column, params)
     update = _update_postgresql if connection.vendor == "postgresql" else _update_sqlite
     for table, columns in by_table.items():
         update(table, columns, pks, bump if table is sync_table else None, connection)
+
+
+class _Bump(NamedTuple):
+    """The sync columns' part of an UPDATE: the version + 1, the modified time and the stamp as parameters."""
+
+    version: str  # column names
+    modified: str
+    stamp: str
+    params: tuple  # (modified time, stamp), prepared for the database
+
+    def sets(self, qn, prefix):
+        version = qn(self.version)
+        return [f"{version} = {prefix}{version} + 1", f"{qn(self.modified)} = %s", f"{qn(self.stamp)} = %s"]
 
 
 def _update_postgresql(model, columns, pks, bump, connection):
@@ -207,13 +227,13 @@ def _update_postgresql(model, columns, pks, bump, connection):
             new = f"CASE WHEN v.f{n} THEN v.v{n} ELSE t.{qn(field.column)} END"
         sets.append(f"{qn(field.column)} = {new}")
     if bump:
-        sets += _meta_sets(qn, "t.")
+        sets += bump.sets(qn, "t.")
     sql = (
         f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(sets)} "
         f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) WHERE t.{qn(meta.pk.column)} = v.pk"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*(bump or ()), *params])  # SET comes before FROM
+        cursor.execute(sql, [*(bump.params if bump else ()), *params])  # SET comes before FROM
 
 
 def _update_sqlite(model, columns, pks, bump, connection):
@@ -224,7 +244,7 @@ def _update_sqlite(model, columns, pks, bump, connection):
         column = qn(field.column)
         sets.append(f"{column} = %s" if flags is None else f"{column} = CASE WHEN %s THEN %s ELSE {column} END")
     if bump:
-        sets += _meta_sets(qn, "")
+        sets += bump.sets(qn, "")
     sql = f"UPDATE {qn(meta.db_table)} SET {', '.join(sets)} WHERE {qn(meta.pk.column)} = %s"
     batch = []
     for i, pk in enumerate(pks):
@@ -233,10 +253,6 @@ def _update_sqlite(model, columns, pks, bump, connection):
             if flags is not None:
                 row.append(flags[i])
             row.append(values[i])
-        batch.append([*row, *(bump or ()), pk])
+        batch.append([*row, *(bump.params if bump else ()), pk])
     with connection.cursor() as cursor:
         cursor.executemany(sql, batch)
-
-
-def _meta_sets(qn, prefix):
-    return [f"{qn('version')} = {prefix}{qn('version')} + 1", f"{qn('modified_on')} = %s", f"{qn('sync_stamp')} = %s"]

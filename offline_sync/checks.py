@@ -1,15 +1,19 @@
 """System checks (ids ``offline_sync.E00x``): misconfigurations that would lose changes."""
 
 from django.core.checks import Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
+from django.urls import get_resolver
 
+from .local_ids import references
+from .options import options_for
+from .querysets import SyncQuerySet
+from .registry import get_registered_models
 from .stamps import SUPPORTED_VENDORS
 
 
 @register(Tags.models)
-def check_synced_models(app_configs=None, **kwargs):
-    from .registry import get_registered_models
-
+def check_synced_models(app_configs=None, **kwargs) -> list:
     errors = []
     for model in get_registered_models():
         if app_configs is None or model._meta.app_config in app_configs:
@@ -17,10 +21,8 @@ def check_synced_models(app_configs=None, **kwargs):
     return errors
 
 
-def check_model(model):
+def check_model(model) -> list:
     """The configuration errors of one synced model."""
-    from .models import SyncQuerySet
-
     errors = []
     label = model._meta.label
     for role, manager in (("default", model._default_manager), ("base", model._base_manager)):
@@ -46,7 +48,7 @@ def check_model(model):
                 id="offline_sync.E004",
             )
         )
-    for name in model.sync_scope_fields:
+    for name in options_for(model).scope_fields:
         try:
             model._meta.get_field(name)
         except Exception:
@@ -61,9 +63,7 @@ def check_model(model):
 
 
 @register(Tags.database)
-def check_database_vendor(databases=None, **kwargs):
-    from .registry import get_registered_models
-
+def check_database_vendor(databases=None, **kwargs) -> list:
     errors = []
     for model in get_registered_models():
         alias = router.db_for_write(model)
@@ -85,11 +85,6 @@ def check_database_vendor(databases=None, **kwargs):
 @register(Tags.urls)
 def check_endpoint_entities(app_configs=None, **kwargs):
     """E005: a sync view's entities must come parents first, with no cycle (protocol 4.3)."""
-    from django.core.exceptions import ImproperlyConfigured
-    from django.urls import get_resolver
-
-    from .local_ids import references
-
     errors = []
     for view_class in _view_classes(get_resolver().url_patterns):
         entities = getattr(view_class, "entities", None)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from . import integrity, signals, tombstones
 from .exceptions import AlreadyResolved, ConflictChanged, RecordsNotFound
 from .models import Conflict
+from .options import options_for
 from .push import modify_rows
 from .records import format_datetime
 
@@ -115,7 +116,7 @@ def resolve(
         pk = model._meta.pk.to_python(conflict.object_pk)
         manager = model._base_manager.using(using)
         rows = manager.select_for_update().filter(pk=pk)
-        versions = list(rows.values_list("version", flat=True))
+        versions = list(rows.values_list(options_for(model).version_field, flat=True))
         exists = bool(versions)
         if expect_version is not ... and (versions[0] if exists else None) != expect_version:
             raise ConflictChanged()
@@ -152,17 +153,11 @@ def resolve(
 
 def _last_state(model, pk, using):
     """A deleted record's last state, by attname, from its newest tombstone that kept it."""
-    tombstone = (
-        tombstones.for_model(model, using)
-        .filter(object_pk=str(pk))
-        .exclude(data={})
-        .order_by("-sync_stamp", "-pk")
-        .first()
-    )
-    if tombstone is None:
+    data = tombstones.last_state(model, pk, using)
+    if data is None:
         raise RecordsNotFound({"detail": f"{model._meta.label} {pk} is deleted and its last state was purged."})
     fields = {f.attname: f for f in model._meta.concrete_fields}
-    return {name: fields[name].to_python(value) for name, value in tombstone.data.items() if name in fields}
+    return {name: fields[name].to_python(value) for name, value in data.items() if name in fields}
 
 
 def _restore(model, pk, state, using):
@@ -172,4 +167,5 @@ def _restore(model, pk, state, using):
     obj.save(force_insert=True, using=using)
     # A restored record continues its history: its version follows the last one.
     # (QuerySet.update itself, not SyncQuerySet's, which would make it version 2.)
-    QuerySet.update(model._base_manager.using(using).filter(pk=pk), version=(state.get("version") or 0) + 1)
+    version = options_for(model).version_field
+    QuerySet.update(model._base_manager.using(using).filter(pk=pk), **{version: (state.get(version) or 0) + 1})

@@ -179,8 +179,8 @@ def _tombstones(entity, where, limit, using):
     """
     rank, index = entity.tombstones_rank, entity.index
     rows = (
-        tombstones.for_model(entity.model, using)
-        .filter(where, **tombstones.in_scope(entity.tombstone_scope))
+        tombstones.for_model(entity.model, using, entity.tombstone_scope)
+        .filter(where)
         .order_by("sync_stamp", "id")
         .values_list("sync_stamp", "id", "object_pk")[: limit + 1]
     )

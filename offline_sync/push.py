@@ -20,6 +20,7 @@ from .bulk import insert_rows, update_rows
 from .entities import Entity
 from .exceptions import RecordsInvalid, RecordsNotFound
 from .integrity import Row
+from .options import options_for
 from .pull import check_not_expired
 from .stamps import next_stamp
 
@@ -269,16 +270,16 @@ def _resolve(push, using, *, lock):
     rows = push.entity.visible.using(using).filter(pk__in=targets).order_by("pk")
     if lock:
         rows = rows.select_for_update()  # in pk order, so concurrent pushes cannot deadlock
-    states = {pk: (version, stamp) for pk, version, stamp in rows.values_list("pk", "version", "sync_stamp")}
+    options = options_for(push.model)
+    rows = rows.values_list("pk", options.version_field, options.stamp_field)
+    states = {pk: (version, stamp) for pk, version, stamp in rows}
     missing = targets - states.keys()
     if not missing:
         return states, set(), set()
     # In scope but hidden from the caller now (a soft-deleted row, say): to the device it is deleted.
     hidden = set(push.entity.scoped.using(using).filter(pk__in=missing).values_list("pk", flat=True))
     by_text = {str(pk): pk for pk in missing - hidden}
-    deleted = tombstones.for_model(push.model, using).filter(
-        object_pk__in=list(by_text), **tombstones.in_scope(push.entity.tombstone_scope)
-    )
+    deleted = tombstones.for_model(push.model, using, push.entity.tombstone_scope).filter(object_pk__in=list(by_text))
     deleted_pks = hidden | {by_text[text] for text in deleted.values_list("object_pk", flat=True)}
     # A modification of a record deleted meanwhile stays deleted; deleting it again is a no-op.
     gone = {item.pk for item in push.modified if item.pk in deleted_pks}
@@ -327,10 +328,10 @@ def _add_all(pushes, references, id_map, connection):
     """Insert every push's added records, parents first, filling ``id_map`` as the server ids come."""
     for push in pushes:
         id_map[push.name] = ids = {}
-        refs = references[push.name]
+        refs, options = references[push.name], options_for(push.model)
         for batch in local_ids.layers(push, references):  # one batch unless the entity refers to itself
             rows = [{**local_ids.rewrite(item.values, refs, id_map), **push.server_values} for item in batch]
-            pks = insert_rows(push.model, rows, connection=connection)
+            pks = insert_rows(push.model, rows, connection=connection, options=options)
             ids.update((item.local_id, pk) for item, pk in zip(batch, pks))
 
 
@@ -346,4 +347,4 @@ def modify_rows(model, rows, using):
             targets = model._base_manager.using(using).filter(pk__in=[pk for pk, _ in rows])
             exits = tombstones.scope_exits(targets, stamp)
         with exits:
-            update_rows(model, rows, stamp=stamp, connection=connection)
+            update_rows(model, rows, stamp=stamp, connection=connection, options=options_for(model))

@@ -9,6 +9,8 @@ import datetime
 
 from django.db import models
 
+from .options import options_for
+
 WIRE_META = ("id", "version", "modified_on")
 
 
@@ -35,13 +37,10 @@ def _converter(field):
     return None
 
 
-def default_fields(model):
-    """Wire fields of a model: id, version, modified_on, then its own concrete fields."""
-    own = [
-        f.name
-        for f in model._meta.concrete_fields
-        if not f.primary_key and f.name not in ("version", "modified_on", "sync_stamp")
-    ]
+def default_fields(model) -> list:
+    """Wire fields of a synced model: id, version, modified_on, then its own concrete fields."""
+    sync_fields = options_for(model).sync_fields
+    own = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name not in sync_fields]
     return [*WIRE_META, *own]
 
 

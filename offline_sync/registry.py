@@ -1,6 +1,10 @@
-"""Which models are synced: ``SyncModel`` subclasses, and models you don't own, registered.
+"""Which models are synced, and the one path that sets a model up: ``finalize()``.
 
-``register(Model)`` gives a model of another app what ``SyncModel`` gives your
+Two ways in, one setup path (as simple-history's ``finalize()``): a
+``SyncModel`` subclass is finalized when Django prepares its class
+(models.py), and a model you don't own when you call ``register(Model)``.
+
+``register()`` gives a model of another app what ``SyncModel`` gives your
 own: the ``version``, ``modified_on`` and ``sync_stamp`` columns (added to the
 model, so that app needs a migration: keep it in your project with
 ``MIGRATION_MODULES``, as with django-modeltranslation), ``SyncQuerySet``
@@ -12,13 +16,15 @@ import functools
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models, router, transaction
+from django.db import router, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
-from django.utils import timezone
 
 from . import tombstones
+from .options import SyncOptions, add_sync_fields, options_for
+from .querysets import SyncQuerySet, current_version
 
-_registered = {}  # model -> True, for models registered by call
+# Registered models -> their base manager's name before register(), for unregister().
+_base_manager_names = {}
 
 
 class AlreadyRegistered(ImproperlyConfigured):
@@ -29,78 +35,73 @@ class NotRegistered(ImproperlyConfigured):
     pass
 
 
-def is_registered(model):
-    from .models import SyncModel
+def is_registered(model) -> bool:
+    """Whether ``model`` is synced: a ``SyncModel`` subclass, or registered with ``register()``."""
+    return isinstance(model, type) and "_sync_options" in vars(model)
 
-    return isinstance(model, type) and (issubclass(model, SyncModel) or model in _registered)
 
-
-def get_registered_models():
+def get_registered_models() -> list:
     """Every installed synced model: ``SyncModel`` subclasses and registered models."""
     return [model for model in apps.get_models() if is_registered(model)]
 
 
-def register(model=None, *, scope_fields=()):
+def register(model: type | None = None, *, scope_fields: tuple = ()):
     """Make ``model`` (one you don't own) synced. Also usable as a class decorator."""
     if model is None:
         return lambda model: register(model, scope_fields=scope_fields)
     if is_registered(model):
         raise AlreadyRegistered(f"{model._meta.label} is already synced.")
-    _add_sync_fields(model)
     model.sync_scope_fields = tuple(scope_fields)
-    _use_sync_querysets(model)
-    _save_in_one_transaction(model)
-    uid = _uid(model)
-    pre_save.connect(_before_save, sender=model, dispatch_uid=uid)
-    post_save.connect(_after_save, sender=model, dispatch_uid=uid)
-    connect_tombstones(model)
-    _registered[model] = True
+    finalize(model, SyncOptions(scope_fields=tuple(scope_fields), registered=True))
     return model
 
 
-def unregister(model):
+def unregister(model: type) -> None:
     """Stop syncing a registered model (its columns stay; writes no longer keep them)."""
-    if model not in _registered:
+    if not (is_registered(model) and options_for(model).registered):
         raise NotRegistered(f"{model._meta.label} was not registered with offline_sync.register().")
     uid = _uid(model)
     for signal in (pre_save, post_save, post_delete):
         signal.disconnect(sender=model, dispatch_uid=uid)
     model.save, model.delete = model.save.__wrapped__, model.delete.__wrapped__
-    del _registered[model]
+    for manager in model._meta.local_managers:
+        manager._queryset_class = getattr(manager._queryset_class, "_unsynced_class", manager._queryset_class)
+    model._meta.base_manager_name = _base_manager_names.pop(model)
+    model._meta._expire_cache()
+    del model._sync_options
 
 
-def connect_tombstones(model):
-    from .tombstones import record_deleted_instance
+def finalize(model: type, options: SyncOptions) -> None:
+    """Make ``model`` synced with ``options``: the setup of ``SyncModel`` subclasses and registered models alike.
 
+    A registered model also gets what a ``SyncModel`` subclass has from its
+    class: the sync columns, ``SyncQuerySet`` behind its managers, and saves
+    and deletes that keep the metadata in one transaction.
+    """
+    model._sync_options = options
+    if options.registered:
+        add_sync_fields(model, options)
+        _use_sync_querysets(model)
+        _save_in_one_transaction(model)
+        uid = _uid(model)
+        pre_save.connect(_before_save, sender=model, dispatch_uid=uid)
+        post_save.connect(_after_save, sender=model, dispatch_uid=uid)
     # Per model, not for every sender: a global receiver would stop Django
     # from fast-deleting the host project's other models.
-    post_delete.connect(record_deleted_instance, sender=model, dispatch_uid=_uid(model))
+    post_delete.connect(tombstones.record_deleted_instance, sender=model, dispatch_uid=_uid(model))
 
 
 def _uid(model):
     return f"offline_sync_{model._meta.label}"
 
 
-def _add_sync_fields(model):
-    fields = {
-        "version": models.PositiveIntegerField(default=1, editable=False),
-        "modified_on": models.DateTimeField(default=timezone.now, editable=False),
-        "sync_stamp": models.BigIntegerField(default=0, editable=False, db_index=True),
-    }
-    for name, field in fields.items():
-        if name not in {f.name for f in model._meta.get_fields()}:
-            field.contribute_to_class(model, name)
-    model._meta._expire_cache()
-
-
 def _use_sync_querysets(model):
-    from .models import SyncQuerySet
-
     for manager in model._meta.local_managers:
         if not issubclass(manager._queryset_class, SyncQuerySet):
             base = manager._queryset_class
-            manager._queryset_class = type(f"Sync{base.__name__}", (SyncQuerySet, base), {})
+            manager._queryset_class = type(f"Sync{base.__name__}", (SyncQuerySet, base), {"_unsynced_class": base})
     # Cascades write through the base manager: make it the (now synced) default one.
+    _base_manager_names[model] = model._meta.base_manager_name
     model._meta.base_manager_name = model._meta.default_manager_name or model._meta.local_managers[0].name
     model._meta._expire_cache()
 
@@ -138,10 +139,10 @@ def _before_save(sender, instance, raw=False, using=None, update_fields=None, **
         return
     # The save writes the version as it is (the row is locked); the bump
     # happens in one SQL update after the save.
-    from .models import current_version
-
-    updating, instance.version = current_version(instance, using)
-    scope = set(sender.sync_scope_fields)
+    options = options_for(sender)
+    updating, version = current_version(instance, using)
+    setattr(instance, options.version_field, version)
+    scope = set(options.scope_fields)
     if scope and updating and (update_fields is None or scope & set(update_fields)):
         rows = sender._base_manager.using(using).filter(pk=instance.pk)
         instance._sync_scope_before = tombstones.scope_values(rows, lock=True)
@@ -150,9 +151,10 @@ def _before_save(sender, instance, raw=False, using=None, update_fields=None, **
 def _after_save(sender, instance, raw=False, using=None, **kwargs):
     if raw:
         return
+    options = options_for(sender)
     sender._base_manager.using(using).filter(pk=instance.pk).update()
-    instance.refresh_from_db(using=using, fields=["version", "modified_on", "sync_stamp"])
+    instance.refresh_from_db(using=using, fields=list(options.sync_fields))
     before = instance.__dict__.pop("_sync_scope_before", None)
     if before:
-        after = {instance.pk: tuple(getattr(instance, a) for a in tombstones.scope_attnames(sender))}
-        tombstones.record_scope_exits(sender, before, after, instance.sync_stamp, using)
+        after = {instance.pk: tuple(getattr(instance, a) for a in options.scope_attnames(sender))}
+        tombstones.record_scope_exits(sender, before, after, getattr(instance, options.stamp_field), using)

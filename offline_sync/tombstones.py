@@ -1,36 +1,42 @@
-"""Deletion tombstones: recorded on every delete path, purged after retention."""
+"""Tombstones: recorded on every delete path and scope exit, read by pulls and pushes, purged after retention.
+
+Every query of a model's tombstones goes through ``for_model()`` (and
+``last_state()``). Writes come from rows locked first (``locked()``), so a
+tombstone always carries the scope the row had when it went.
+"""
 
 import contextvars
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, transaction
+from django.db import connections, models, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from .bulk import insert_rows
 from .conf import sync_settings
+from .options import options_for
 from .stamps import next_stamp
+from .tables import SyncRequest, SyncState, Tombstone
 
 # (model, pks) whose tombstones a bulk delete already wrote, so the per-row
 # post_delete handler skips them.
 _recorded = contextvars.ContextVar("offline_sync_recorded", default=())
 
 
-def scope_attnames(model):
-    return [model._meta.get_field(name).attname for name in model.sync_scope_fields]
+def _scope_attnames(model):
+    return options_for(model).scope_attnames(model)
 
 
 def _data_fields(model):
+    """Fields a tombstone keeps to restore the record: every concrete field but the modified time and the stamp."""
+    options = options_for(model)
+    skip = (options.modified_field, options.stamp_field)
     # Binary values have no JSON form; a restored record gets the field's default.
-    skip = ("modified_on", "sync_stamp")
     return [f for f in model._meta.concrete_fields if f.name not in skip and f.get_internal_type() != "BinaryField"]
-
-
-def data_attnames(model):
-    """Columns a tombstone keeps to restore the record: every concrete field but the stamp."""
-    return [f.attname for f in _data_fields(model)]
 
 
 def _json(value):
@@ -40,25 +46,25 @@ def _json(value):
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def in_scope(scope):
-    """Filter kwargs for the tombstones left under ``scope`` (``{attname: value}``)."""
-    return {f"scope__{name}": _json(value) for name, value in scope.items()}
+def _content_type(model, using):
+    return ContentType.objects.db_manager(using).get_for_model(model)
 
 
-def for_model(model, using):
-    """The tombstones of ``model``."""
-    from .models import Tombstone
+def for_model(model, using: str, scope: dict | None = None) -> models.QuerySet:
+    """The tombstones of ``model`` on database ``using``; with ``scope`` (``{attname: value}``), those left under it."""
+    scope = {f"scope__{name}": _json(value) for name, value in (scope or {}).items()}
+    return Tombstone.objects.using(using).filter(content_type=_content_type(model, using), **scope)
 
-    return Tombstone.objects.using(using).filter(
-        content_type=ContentType.objects.db_manager(using).get_for_model(model)
-    )
+
+def last_state(model, pk, using: str) -> dict | None:
+    """The last state (by attname) of the deleted record ``pk``, from its newest tombstone that kept one; or None."""
+    tombstones = for_model(model, using).filter(object_pk=str(pk)).exclude(data={})
+    return tombstones.order_by("-sync_stamp", "-pk").values_list("data", flat=True).first()
 
 
 def _build(model, rows, stamp, using, datas=None):
-    from .models import Tombstone
-
-    content_type = ContentType.objects.db_manager(using).get_for_model(model)
-    attnames = scope_attnames(model)
+    content_type = _content_type(model, using)
+    attnames = _scope_attnames(model)
     now = timezone.now()
     datas = datas or [{}] * len(rows)
     return [
@@ -78,12 +84,10 @@ def _row(tombstone):
     return {f.attname: getattr(tombstone, f.attname) for f in tombstone._meta.concrete_fields if not f.primary_key}
 
 
-def record_for_queryset(queryset):
+def record_for_queryset(queryset: models.QuerySet) -> frozenset:
     """Write tombstones for every row of ``queryset`` (about to be deleted); return their pks."""
-    from .models import Tombstone
-
     model = queryset.model
-    scope, data = scope_attnames(model), data_attnames(model)
+    scope, data = _scope_attnames(model), [f.attname for f in _data_fields(model)]
     rows = list(locked(queryset).values_list("pk", *scope, *data))
     if rows:
         stamp = next_stamp(connections[queryset.db])
@@ -98,7 +102,7 @@ def record_for_queryset(queryset):
     return frozenset(row[0] for row in rows)
 
 
-def locked(queryset):
+def locked(queryset: models.QuerySet) -> models.QuerySet:
     """The rows of ``queryset``, locked in pk order, to be read before writing them.
 
     A concurrent owner change must be waited for and its outcome read, or a
@@ -111,20 +115,20 @@ def locked(queryset):
     return base.filter(pk__in=queryset.values("pk")).order_by("pk").select_for_update()
 
 
-def scope_values(queryset, *, lock=False):
+def scope_values(queryset: models.QuerySet, *, lock: bool = False) -> dict:
     """``{pk: (scope values...)}`` of the rows of ``queryset``, by scope field (``lock``: see ``locked``)."""
     rows = locked(queryset) if lock else queryset.order_by("pk")
-    return {pk: tuple(rest) for pk, *rest in rows.values_list("pk", *scope_attnames(queryset.model))}
+    return {pk: tuple(rest) for pk, *rest in rows.values_list("pk", *_scope_attnames(queryset.model))}
 
 
-def touches_scope(model, field_names):
+def touches_scope(model, field_names) -> bool:
     """Whether writing ``field_names`` (names or attnames) may change who can see a record."""
-    scope = model.sync_scope_fields
+    scope = options_for(model).scope_fields
     return bool(scope) and any(model._meta.get_field(name).name in scope for name in field_names)
 
 
 @contextmanager
-def scope_exits(rows, stamp):
+def scope_exits(rows: models.QuerySet, stamp: int) -> Iterator[list]:
     """Around a write to the queryset ``rows``: tombstone, under its old scope, each row it moved out.
 
     Yields the pks of the rows it locked: the write must touch only those, or a
@@ -137,21 +141,19 @@ def scope_exits(rows, stamp):
     record_scope_exits(model, before, after, stamp, using)
 
 
-def record_scope_exits(model, before, after, stamp, using):
+def record_scope_exits(model, before: dict, after: dict, stamp: int, using: str) -> None:
     """Tombstone, under its old scope, each row whose scope values changed.
 
     A record that moves to another owner, say, must vanish from the devices
     of the one who had it: to them it is a deletion.
     """
-    from .models import Tombstone
-
     rows = [(pk, *old) for pk, old in before.items() if pk in after and after[pk] != old]
     if rows:
         insert_rows(Tombstone, [_row(t) for t in _build(model, rows, stamp, using)], connection=connections[using])
 
 
 @contextmanager
-def instance_deletion(instance, using):
+def instance_deletion(instance: models.Model, using: str) -> Iterator[None]:
     """Around ``instance.delete()``: its tombstone from the row as it is now, not from the instance.
 
     An instance loaded before its record moved to another owner would leave
@@ -165,7 +167,8 @@ def instance_deletion(instance, using):
 
 
 @contextmanager
-def already_recorded(model, pks):
+def already_recorded(model, pks: frozenset) -> Iterator[None]:
+    """Within it, the post_delete receiver skips the rows ``pks`` of ``model``: their tombstones are written."""
     token = _recorded.set((*_recorded.get(), (model, pks)))
     try:
         yield
@@ -173,27 +176,21 @@ def already_recorded(model, pks):
         _recorded.reset(token)
 
 
-def record_deleted_instance(sender, instance, using, **kwargs):
+def record_deleted_instance(sender, instance: models.Model, using: str, **kwargs) -> None:
     """post_delete receiver: the path of instance deletes and cascades."""
-    from .models import Tombstone
-
     if any(model is sender and instance.pk in pks for model, pks in _recorded.get()):
         return
-    row = (instance.pk, *(getattr(instance, a) for a in scope_attnames(sender)))
+    row = (instance.pk, *(getattr(instance, a) for a in _scope_attnames(sender)))
     data = {f.attname: f.get_prep_value(getattr(instance, f.attname)) for f in _data_fields(sender)}
     Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using]), using, [data]))
 
 
-def purge(*, dry_run=False, now=None, using="default"):
+def purge(*, dry_run: bool = False, now=None, using: str = "default") -> int:
     """Delete tombstones past ``TOMBSTONE_RETENTION``; return how many (would) go.
 
     Raises the purge horizon to the newest purged stamp first, so a cursor
     that could have missed one of them answers 410 cursor_expired.
     """
-    from django.db.models import Max
-
-    from .models import SyncRequest, SyncState, Tombstone
-
     cutoff = (now or timezone.now()) - sync_settings.TOMBSTONE_RETENTION
     with transaction.atomic(using=using):
         if not dry_run:
@@ -209,7 +206,6 @@ def purge(*, dry_run=False, now=None, using="default"):
         return expired.delete()[0]
 
 
-def purge_horizon(using="default"):
-    from .models import SyncState
-
+def purge_horizon(using: str = "default") -> int:
+    """The newest stamp whose tombstones may have been purged (0: none ever were)."""
     return SyncState.objects.using(using).filter(pk=1).values_list("purge_horizon", flat=True).first() or 0

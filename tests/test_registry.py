@@ -5,9 +5,20 @@ import uuid
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.test.utils import isolate_apps
 
-from offline_sync.models import Tombstone
-from offline_sync.registry import AlreadyRegistered, get_registered_models, is_registered, register
+from offline_sync.models import SyncQuerySet, Tombstone
+from offline_sync.options import options_for
+from offline_sync.registry import (
+    AlreadyRegistered,
+    NotRegistered,
+    get_registered_models,
+    is_registered,
+    register,
+    unregister,
+)
 from tests.testapp.models import Item
 from tests.thirdparty.models import Label
 
@@ -102,3 +113,33 @@ def test_an_unsynced_model_is_refused_by_sync_entity():
 
     with pytest.raises(ImproperlyConfigured, match="register"):
         SyncEntity("groups", Group)
+
+
+@isolate_apps("tests.thirdparty")
+def test_unregister_gives_the_model_back_as_it_was():
+    class Sticker(models.Model):
+        name = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "thirdparty"
+
+        def __str__(self):
+            return self.name
+
+    save, delete, queryset_class = Sticker.save, Sticker.delete, Sticker.objects._queryset_class
+    register(Sticker, scope_fields=("name",))
+    assert is_registered(Sticker)
+    assert options_for(Sticker).scope_fields == ("name",)
+    assert (Sticker.save.__wrapped__, Sticker.delete.__wrapped__) == (save, delete)
+    assert issubclass(Sticker.objects._queryset_class, SyncQuerySet)
+    assert all(signal.has_listeners(Sticker) for signal in (pre_save, post_save, post_delete))
+
+    unregister(Sticker)
+    assert not is_registered(Sticker)
+    assert (Sticker.save, Sticker.delete) == (save, delete)
+    assert Sticker.objects._queryset_class is Sticker._base_manager._queryset_class is queryset_class
+    assert not any(signal.has_listeners(Sticker) for signal in (pre_save, post_save, post_delete))
+    with pytest.raises(NotRegistered):
+        unregister(Sticker)
+    with pytest.raises(NotRegistered):
+        unregister(Item)  # a SyncModel subclass is synced by its class, not by register()
