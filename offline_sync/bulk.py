@@ -23,7 +23,7 @@ from .options import SyncOptions
 from .stamps import next_stamp
 
 
-def insert_rows(model, rows: list, *, connection, options: SyncOptions | None = None) -> list:
+def insert_rows(model: type, rows: list, *, connection, options: SyncOptions | None = None) -> list:
     """Insert ``rows`` (``{attname: value}``; absent fields take their defaults); return the new pks in order.
 
     With ``options`` (a synced model's), the rows get version 1, the time and
@@ -164,7 +164,7 @@ def _is_autoincrement(model):
     return auto is not None and auto is model._meta.pk
 
 
-def update_rows(model, rows: list, *, stamp: int, connection, options: SyncOptions) -> None:
+def update_rows(model: type, rows: list, *, stamp: int, connection, options: SyncOptions) -> None:
     """Apply ``rows`` (``[(pk, {field name or attname: value})]``) and bump their sync metadata.
 
     One UPDATE per table the rows write (a multi-table child has several);

@@ -21,7 +21,7 @@ def check_synced_models(app_configs=None, **kwargs) -> list:
     return errors
 
 
-def check_model(model) -> list:
+def check_model(model: type) -> list:
     """The configuration errors of one synced model."""
     errors = []
     label = model._meta.label

@@ -49,12 +49,12 @@ class SyncOptions:
         for name, value in zip(self.sync_fields, (version, modified, stamp)):
             setattr(instance, name, value)
 
-    def scope_attnames(self, model) -> list:
+    def scope_attnames(self, model: type) -> list:
         """The scope fields by attname (``owner_id``), as tombstones store them."""
         return [model._meta.get_field(name).attname for name in self.scope_fields]
 
 
-def options_for(model) -> SyncOptions:
+def options_for(model: type) -> SyncOptions:
     """The ``SyncOptions`` of a synced model (or of a proxy or child that inherits them)."""
     try:
         return model._sync_options
@@ -65,7 +65,7 @@ def options_for(model) -> SyncOptions:
         ) from None
 
 
-def add_sync_fields(model, options: SyncOptions) -> None:
+def add_sync_fields(model: type, options: SyncOptions) -> None:
     """Give ``model`` the sync columns it lacks (``SyncModel`` itself gets its own here)."""
     for name, field in options.new_fields().items():
         try:

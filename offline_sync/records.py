@@ -6,6 +6,7 @@ what a DRF serializer does per field.
 """
 
 import datetime
+from collections.abc import Iterable, Iterator
 
 from django.db import models
 
@@ -14,7 +15,7 @@ from .options import options_for
 WIRE_META = ("id", "version", "modified_on")
 
 
-def format_datetime(value):
+def format_datetime(value: datetime.datetime | None) -> str | None:
     """ISO 8601 in UTC with six fractional digits and ``Z`` (protocol section 1)."""
     if value is None:
         return None
@@ -37,7 +38,7 @@ def _converter(field):
     return None
 
 
-def default_fields(model) -> list:
+def default_fields(model: type) -> list:
     """Wire fields of a synced model: id, version, modified_on, then its own concrete fields."""
     sync_fields = options_for(model).sync_fields
     own = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name not in sync_fields]
@@ -47,7 +48,7 @@ def default_fields(model) -> list:
 class RecordFormat:
     """Turns ``values_list(*columns)`` rows of one model into wire dicts."""
 
-    def __init__(self, model, fields):
+    def __init__(self, model: type, fields: Iterable[str]) -> None:
         self.fields = list(fields)
         resolved = [model._meta.pk if name == "id" else model._meta.get_field(name) for name in self.fields]
         # values_list() names a foreign key by its field name and yields the id.
@@ -56,7 +57,7 @@ class RecordFormat:
         self.convert_pk = _converter(model._meta.pk) or (lambda v: v)
         self.pk_from_text = model._meta.pk.to_python
 
-    def rows(self, values):
+    def rows(self, values: Iterable[tuple]) -> Iterator[dict]:
         names, converters = self.fields, self._converters
         for row in values:
             if converters:

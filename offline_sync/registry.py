@@ -35,7 +35,7 @@ class NotRegistered(ImproperlyConfigured):
     pass
 
 
-def is_registered(model) -> bool:
+def is_registered(model: object) -> bool:
     """Whether ``model`` is synced: a ``SyncModel`` subclass, or registered with ``register()``."""
     return isinstance(model, type) and "_sync_options" in vars(model)
 

@@ -50,13 +50,13 @@ def _content_type(model, using):
     return ContentType.objects.db_manager(using).get_for_model(model)
 
 
-def for_model(model, using: str, scope: dict | None = None) -> models.QuerySet:
+def for_model(model: type, using: str, scope: dict | None = None) -> models.QuerySet:
     """The tombstones of ``model`` on database ``using``; with ``scope`` (``{attname: value}``), those left under it."""
     scope = {f"scope__{name}": _json(value) for name, value in (scope or {}).items()}
     return Tombstone.objects.using(using).filter(content_type=_content_type(model, using), **scope)
 
 
-def last_state(model, pk, using: str) -> dict | None:
+def last_state(model: type, pk, using: str) -> dict | None:
     """The last state (by attname) of the deleted record ``pk``, from its newest tombstone that kept one; or None."""
     tombstones = for_model(model, using).filter(object_pk=str(pk)).exclude(data={})
     return tombstones.order_by("-sync_stamp", "-pk").values_list("data", flat=True).first()
@@ -121,7 +121,7 @@ def scope_values(queryset: models.QuerySet, *, lock: bool = False) -> dict:
     return {pk: tuple(rest) for pk, *rest in rows.values_list("pk", *_scope_attnames(queryset.model))}
 
 
-def touches_scope(model, field_names) -> bool:
+def touches_scope(model: type, field_names) -> bool:
     """Whether writing ``field_names`` (names or attnames) may change who can see a record."""
     scope = options_for(model).scope_fields
     return bool(scope) and any(model._meta.get_field(name).name in scope for name in field_names)
@@ -141,7 +141,7 @@ def scope_exits(rows: models.QuerySet, stamp: int) -> Iterator[list]:
     record_scope_exits(model, before, after, stamp, using)
 
 
-def record_scope_exits(model, before: dict, after: dict, stamp: int, using: str) -> None:
+def record_scope_exits(model: type, before: dict, after: dict, stamp: int, using: str) -> None:
     """Tombstone, under its old scope, each row whose scope values changed.
 
     A record that moves to another owner, say, must vanish from the devices
@@ -167,7 +167,7 @@ def instance_deletion(instance: models.Model, using: str) -> Iterator[None]:
 
 
 @contextmanager
-def already_recorded(model, pks: frozenset) -> Iterator[None]:
+def already_recorded(model: type, pks: frozenset) -> Iterator[None]:
     """Within it, the post_delete receiver skips the rows ``pks`` of ``model``: their tombstones are written."""
     token = _recorded.set((*_recorded.get(), (model, pks)))
     try:
@@ -176,7 +176,7 @@ def already_recorded(model, pks: frozenset) -> Iterator[None]:
         _recorded.reset(token)
 
 
-def record_deleted_instance(sender, instance: models.Model, using: str, **kwargs) -> None:
+def record_deleted_instance(sender: type, instance: models.Model, using: str, **kwargs) -> None:
     """post_delete receiver: the path of instance deletes and cascades."""
     if any(model is sender and instance.pk in pks for model, pks in _recorded.get()):
         return
