@@ -249,3 +249,25 @@ def test_token_logins_are_throttled(demo):
             break
     assert statuses[-1] == 429, statuses
     assert set(statuses[:-1]) == {400}
+
+
+def test_restarting_the_demo_keeps_the_users_edits(tmp_path):
+    """`scripts/demo` runs load_demo_data at every start: a product staff deleted must not come back."""
+    env = {**os.environ, "DJANGO_DEBUG": "1", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
+    manage = [sys.executable, str(ROOT / "manage.py")]
+
+    def run(*args):
+        done = subprocess.run([*manage, *args], env=env, check=True, cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""  # shell: the printed line
+
+    run("migrate", "--noinput", "-v0")
+    run("load_demo_data")
+    code = "from demo_project.catalog.models import Product; from demo_project.crm.models import Company; "
+    run("shell", "-c", code + "Product.objects.get(name='Bagel').delete(); Company.objects.get(name='Globex').delete()")
+    run("load_demo_data")  # the next start
+    names = run("shell", "-c", code + "print(sorted(Product.objects.values_list('name', flat=True)))")
+    assert "Bagel" not in names
+    assert names.count("'") == 2 * 19  # the other 19 products are there
+    companies = run("shell", "-c", code + "print(sorted(Company.objects.values_list('name', flat=True)))")
+    assert companies == "['Acme', 'Initech']"

@@ -1,4 +1,4 @@
-"""``manage.py load_demo_data``: demo users and products; safe to run again."""
+"""``manage.py load_demo_data``: demo users, and on the first run the demo products; safe to run again."""
 
 import os
 import uuid
@@ -69,7 +69,8 @@ USERS = [
 class Command(BaseCommand):
     help = (
         "Create the demo users (admin/admin for the admin site, mobile/mobile for the sync API) and the "
-        "demo products that are missing. Running it again changes nothing. Development only."
+        "demo products and companies on the first run. Running it again puts the users back and keeps the "
+        "catalog as it is (deleted products stay deleted). Development only."
     )
 
     def add_arguments(self, parser):
@@ -86,17 +87,20 @@ class Command(BaseCommand):
                 "it only runs with DJANGO_DEBUG=1 (development only)."
             )
         with transaction.atomic():
+            # The demo's users are made on the first run: later runs (each `scripts/demo` start) put the users
+            # back but never the products and companies, so what staff deleted or renamed stays so.
+            first_run = not get_user_model().objects.filter(username="mobile").exists()
             for username, password, superuser, perms in USERS:
                 self.ensure_user(username, password, superuser, perms)
-            created = self.ensure_products()
-            missing = set(name for name, *_ in COMPANIES) - set(Company.objects.values_list("name", flat=True))
-            Company.objects.bulk_create(Company(name=n, address=a, phone=p) for n, a, p in COMPANIES if n in missing)
+            created = self.ensure_products() if first_run else 0
+            if first_run:
+                Company.objects.bulk_create(Company(name=n, address=a, phone=p) for n, a, p in COMPANIES)
             if self.ensure_sample_conflict():
                 self.stdout.write("Sample conflict: created for mobile2 on /api/sync/companies/ (see the admin).")
         self.stdout.write(
             f"Products: {created} created, {Product.objects.count()} in the catalog."
-            if created
-            else f"Products: none missing, {Product.objects.count()} in the catalog."
+            if first_run
+            else f"Products: {Product.objects.count()} in the catalog, as you left them (loaded on the first run only)."
         )
         self.print_instructions(base_url.rstrip("/"))
 
@@ -143,7 +147,7 @@ class Command(BaseCommand):
         return True
 
     def ensure_products(self):
-        """Create the demo products whose name is not in the catalog; leave existing ones alone."""
+        """Create the demo products whose name is not in the catalog (the first run only)."""
         existing = set(Product.objects.values_list("name", flat=True))
         missing = [
             Product(name=name, category=category, price=Decimal(price))
