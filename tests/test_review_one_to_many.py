@@ -174,22 +174,11 @@ def test_a_resolution_validates_with_the_serializer_context_a_push_gets(alice):
 
     from django.test.utils import override_settings
     from django.urls import include, path
-    from rest_framework import serializers
 
     from offline_sync.rest_framework.entities import SyncEntity
-    from offline_sync.rest_framework.serializers import SyncRecordSerializer
     from offline_sync.rest_framework.views import ConflictDetectionSyncView
+    from tests.test_views import NotYourNameSerializer
     from tests.testapp.models import Item
-
-    class NotYourNameSerializer(SyncRecordSerializer):
-        class Meta:
-            model = Item
-            fields = ["name", "category", "price"]
-
-        def validate_name(self, value):
-            if value == self.context["request"].user.username:
-                raise serializers.ValidationError("Not your own name.")
-            return value
 
     class PerUserView(ConflictDetectionSyncView):
         entities = [SyncEntity("items", Item, serializer_class=NotYourNameSerializer)]
