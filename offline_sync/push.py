@@ -122,8 +122,11 @@ class PushOutcome:
     conflicts: list = field(default_factory=list)  # [ConflictSpec]
 
 
-def apply_push(pushes, *, using, last_sync=None, references=None):
+def apply_push(pushes, *, using, references, last_sync=None):
     """Apply ``pushes`` (``EntityPush`` list, parents first); return a ``PushOutcome``.
+
+    ``references``: ``local_ids.references()`` of the entities; the caller has run
+    ``local_ids.check()`` (``Endpoint.push`` does, before the ``sync_id`` is claimed).
 
     For an entity with ``detect_conflicts``, a modified or deleted record whose server
     version differs from ``base_version`` (or, without one, that changed after
@@ -131,8 +134,6 @@ def apply_push(pushes, *, using, last_sync=None, references=None):
     targets are locked first, so concurrent pushes cannot both pass the check.
     Raises ``RecordsNotFound`` (404) and ``RecordsInvalid`` (400) before writing anything.
     """
-    references = local_ids.references([push.entity for push in pushes]) if references is None else references
-    local_ids.check(pushes, references)
     states, gone, unknown = {}, {}, {}
     for push in pushes:
         states[push.name], gone[push.name], missing = _resolve(push, using, lock=push.entity.detect_conflicts)

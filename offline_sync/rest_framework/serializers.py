@@ -35,6 +35,7 @@ class ForeignKeyIdField(serializers.Field):
     """
 
     def __init__(self, model_field, **kwargs):
+        self.model_field = model_field
         self.target_pk = model_field.target_field
         # Validated data carries the column (item_id), ready for bulk writes.
         super().__init__(source=model_field.attname, **kwargs)

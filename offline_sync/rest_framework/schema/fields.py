@@ -9,6 +9,7 @@ from drf_spectacular.plumbing import append_meta, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers
 
+from ... import local_ids
 from ...records import WIRE_META
 from ..serializers import ForeignKeyIdField, SecondsDurationField
 
@@ -160,8 +161,9 @@ class ForeignKeyIdFieldExtension(OpenApiSerializerFieldExtension):
         view = getattr(auto_schema, "view", None)
         entities = view.get_entities() if hasattr(view, "get_entities") else []
         related = self.target.target_pk.model._meta.concrete_model
-        takes_local_ids = self.target.target_pk.primary_key  # a to_field key holds another value than an id
-        if takes_local_ids and any(entity.model._meta.concrete_model is related for entity in entities):
+        if local_ids.takes_local_ids(self.target.model_field) and any(
+            entity.model._meta.concrete_model is related for entity in entities
+        ):
             return {"oneOf": [server_id, LOCAL_REF]}
         return server_id
 
