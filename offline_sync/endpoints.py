@@ -59,8 +59,11 @@ class Endpoint:
         self.references = local_ids.references(self.entities)
 
     def pull(self, since: Position | None = None, limit: int | None = None) -> Page:
-        """The next page after ``since`` (None: a full pull), read from the entities' read database."""
-        return pull(self.entities, since=since, limit=limit or sync_settings.PAGE_SIZE)
+        """The next page after ``since`` (None: a full pull), read from the entities' read database.
+
+        From the write database instead when the read database (a replica) is behind ``since``.
+        """
+        return pull(self.entities, since=since, limit=limit or sync_settings.PAGE_SIZE, primary=self.using)
 
     def push(
         self,

@@ -56,16 +56,23 @@ def check_not_expired(since, using):
         raise CursorExpired()
 
 
-def pull(entities, since=None, limit=1000, *, using=None):
+def pull(entities, since=None, limit=1000, *, using=None, primary=None):
     """Return the next ``Page`` of changes after ``since`` (a ``Position``; None: full).
 
     ``using``: the database to read, default the entities' read database. A
     push passes its own, so that its answer is read inside its transaction.
+    ``primary``: the database to read instead when ``using`` (a read replica)
+    has not replayed up to ``since`` yet (see docs/deployment.md, "Read replicas").
     """
     if since is EXPIRED:
         raise CursorExpired()
     using = using or entities[0].subset.db
     upper, own_now = watermark(connections[using])
+    if since is not None and (since.stamp, since.source >= 0) > (upper, False) and primary not in (None, using):
+        # A position this replica has not reached (from a push's answer, or from
+        # a replica further on): it would answer nothing, and has_more false in
+        # the middle of a paged pull.
+        return pull(entities, since, limit, using=primary)
     items = []  # Change
     below = Q(sync_stamp__lt=upper)
     for entity in entities:

@@ -9,6 +9,7 @@ Values to apply are validated by the entity's serializer, as a push's would be.
 import copy
 from typing import NamedTuple
 
+from django.db import router
 from django.urls import Resolver404, resolve
 
 from . import conflicts
@@ -117,7 +118,7 @@ def resolve_conflict(conflict, resolution, merge_record, *, by, request=None, ex
         values,
         by=by,
         fmt=RecordFormat(entity.model, entity.fields),
-        using=Conflict.objects.db,
+        using=router.db_for_write(Conflict),  # a write: never on a read replica
         asked=merge_record if resolution == "merge" else None,
         expect_version=expect_version,
         scope=scope,

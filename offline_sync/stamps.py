@@ -7,7 +7,8 @@ behind a cursor that was already handed out (see docs/architecture.md).
 
 - PostgreSQL: the stamp is the writing transaction's id (``pg_current_xact_id``,
   64 bits, never wraps). The watermark is the oldest transaction id that may
-  still be running, read from a fresh snapshot (see ``_PG_WATERMARK``).
+  still be running, read from a fresh snapshot (see ``_PG_WATERMARK``); on a
+  hot standby too, from the WAL it has replayed.
 - SQLite: one writer at a time holds the database lock from its first write to
   its commit, so a counter bumped inside the write is already in commit order;
   the watermark is the last committed value plus one.
@@ -34,20 +35,22 @@ def _vendor(connection):
 
 
 # A snapshot's xmax is "latest completed xid + 1", and every xid from xmax up to
-# the newest one assigned belongs to a transaction still running, listed in no
-# xip. So the watermark is the smallest running xid in xip, else xmax. Our own
-# transaction is in neither: when it is the only one at or above xmax (its id
-# *is* xmax), nothing else can still write below our id + 1, and our own rows
-# are included. When other ids lie between xmax and ours, they are running: the
-# watermark stays at xmax, and the caller learns our own stamp (second column)
-# to add its own changes to the answer (see pull.py).
+# the newest one assigned belongs to a transaction still running. Its xmin is
+# the smallest xid still running below xmax (xmax if none): the watermark. Not
+# the smallest of pg_snapshot_xip(): on a hot standby (a streaming read
+# replica) xip is always empty, the running xids the replayed WAL announced
+# being kept elsewhere, while xmin counts them, so it holds there too (see
+# docs/deployment.md, "Read replicas"). Our own transaction is not counted:
+# when it is the only one at or above xmax (its id *is* xmax), nothing else can
+# still write below our id + 1, and our own rows are included. When other ids
+# lie between xmax and ours, they are running: the watermark stays at xmax, and
+# the caller learns our own stamp (second column) to add its own changes to the
+# answer (see pull.py).
 _PG_WATERMARK = """
-SELECT LEAST(
-    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x),
-    CASE WHEN pg_snapshot_xmax(s) = pg_current_xact_id_if_assigned()
-         THEN pg_snapshot_xmax(s)::text::bigint + 1
-         ELSE pg_snapshot_xmax(s)::text::bigint END
-), pg_current_xact_id_if_assigned()::text::bigint FROM pg_current_snapshot() AS s
+SELECT CASE WHEN pg_snapshot_xmin(s) = pg_snapshot_xmax(s) AND pg_snapshot_xmax(s) = pg_current_xact_id_if_assigned()
+            THEN pg_snapshot_xmax(s)::text::bigint + 1
+            ELSE pg_snapshot_xmin(s)::text::bigint END,
+       pg_current_xact_id_if_assigned()::text::bigint FROM pg_current_snapshot() AS s
 """
 
 

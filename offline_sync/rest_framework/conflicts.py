@@ -3,6 +3,7 @@
 Resolving is the engine's (``offline_sync.resolution``), shared with the admin.
 """
 
+from django.db import router
 from django.http import Http404
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAuthenticated
@@ -99,7 +100,9 @@ class ConflictResolveView(ConflictAPIView):
     def post(self, request, conflict_id, *args, **kwargs):
         resolution, record = self.body.validated_data["resolution"], self.body.validated_data.get("record")
         # Someone else's conflict answers like a missing one.
-        conflict = Conflict.objects.filter(pk=conflict_id, user=request.user).select_related("content_type").first()
+        # Read where the resolution writes: a read replica may not have the conflict yet.
+        pending = Conflict.objects.db_manager(router.db_for_write(Conflict))
+        conflict = pending.filter(pk=conflict_id, user=request.user).select_related("content_type").first()
         if conflict is None:
             raise Http404
         self.check_model_permission(conflict, resolution)

@@ -1,0 +1,36 @@
+"""A database router for hosts with PostgreSQL streaming replicas: reads there, writes on the primary.
+
+Pulls read the entities' read database (``router.db_for_read``), so they go to
+a replica; a push, its answer and a conflict resolution run on the write
+database (``router.db_for_write``), the primary. A pull whose cursor is ahead
+of the replica it lands on (the replica lags behind a push's answer, or behind
+another replica) is answered from the primary. See docs/deployment.md.
+
+    DATABASE_ROUTERS = ["offline_sync.routers.PullsFromReplicas"]
+
+reads from the alias ``"replica"``; a subclass names others::
+
+    class MyRouter(PullsFromReplicas):
+        primary = "default"
+        replicas = ("replica1", "replica2")
+"""
+
+import random
+
+
+class PullsFromReplicas:
+    primary = "default"
+    replicas = ("replica",)
+
+    def db_for_read(self, model, **hints):
+        # Each read picks one: a pull's queries all go to the database its first one chose.
+        return random.choice(self.replicas)
+
+    def db_for_write(self, model, **hints):
+        return self.primary
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True  # one database, its copies
+
+    def allow_migrate(self, db, app_label, **hints):
+        return db == self.primary  # a replica gets its schema by replaying the primary's WAL
