@@ -126,17 +126,29 @@ class Device:
             pass
 
     def truth(self):
-        records, cursor = {}, None
-        while True:
-            params = {**self.params, "limit": 1000, **({"since": cursor} if cursor else {})}
-            body = self.request("GET", self.endpoint, params=params).json()
-            for record in body["changes"][self.entity]["records"]:
-                records[record["id"]] = record
-            for pk in body["changes"][self.entity]["deleted"]:
-                records.pop(pk, None)
-            cursor = body["cursor"]
-            if not body["has_more"]:
-                return records
+        return server_records(self.http, self.endpoint, self.params)[self.entity]
+
+
+def server_records(http, path, params=None):
+    """``{entity: {id: record}}``: what a fresh full pull of ``path`` gives (``http``: an authenticated client)."""
+    records, cursor = {}, None
+    while True:
+        query = {**(params or {}), "limit": 1000, **({"since": cursor} if cursor else {})}
+        response = http.get(path, params=query)
+        if response.status_code == 429:  # throttled: wait as told, then the same page again
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        response.raise_for_status()
+        body = response.json()
+        for entity, change in body["changes"].items():
+            table = records.setdefault(entity, {})
+            for record in change["records"]:
+                table[record["id"]] = record
+            for pk in change["deleted"]:
+                table.pop(pk, None)
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            return records
 
 
 def main():
