@@ -21,8 +21,13 @@ import random
 class PullsFromReplicas:
     primary = "default"
     replicas = ("replica",)
+    # Read on the primary all the same: a token or a user made a moment ago must work on the next request,
+    # which a replica that has not replayed it yet would refuse (401, 403).
+    primary_apps = ("auth", "authtoken", "sessions")
 
     def db_for_read(self, model, **hints):
+        if model._meta.app_label in self.primary_apps:
+            return self.primary
         # Each read picks one: a pull's queries all go to the database its first one chose.
         return random.choice(self.replicas)
 
