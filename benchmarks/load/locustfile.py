@@ -8,7 +8,7 @@ conflict detection, or companies with their contacts (one-to-many). Its tasks:
 - pull: a sync with nothing to push, so delta pulls of each endpoint;
 - edit: change a company's phone (most often one of the few everyone edits, so devices collide),
   add a company, or add a contact (with a new company in the same push now and then), delete one
-  of its own additions; then sync, a small push;
+  of its own companies (not on the contacts devices); then sync, a small push;
 - a push's answer is lost on the way now and then (``LOAD_DROP_RATE``): the server applied it, the
   client sees a network error and sends the same body with the same sync_id again;
 - a push refused with 409 while conflicts wait: the device resolves them (client or server wins)
@@ -167,12 +167,13 @@ class Device(User):
         store = self.client.store
         companies = sorted((r for r in store.records("companies") if r.id is not None), key=lambda r: r.id)
         roll = self.rng.random()
-        if self.writable.name == "company-contacts" and roll < 0.5 and companies:
-            # Only to the companies nobody deletes (devices delete only companies they added themselves).
-            if roll < 0.1:
-                company = store.create("companies", self.company())  # pushed with the contact, by local id
-            else:
-                company = self.rng.choice(companies[:HOT]).local_id
+        contacts = self.writable.name == "company-contacts"
+        demo = [r for r in companies if not r.data["name"].startswith("device-")]  # never deleted
+        if contacts and roll < 0.5 and demo:
+            # A contact's company is a demo one or a new one: a company another device may delete, or
+            # one this device deletes before pushing, would refuse the contact (404), as it should.
+            new = roll < 0.1  # then pushed with the contact, which names it by local id
+            company = store.create("companies", self.company()) if new else self.rng.choice(demo).local_id
             reference = store.ref("companies", company)
             store.create("contacts", {"name": f"{self.name} contact", "email": "", "phone": "", "company": reference})
         elif roll < 0.7 and companies:
@@ -180,7 +181,7 @@ class Device(User):
             store.update("companies", company.local_id, {"phone": f"555-{self.rng.randint(0, 9999):04d}"})
         elif roll < 0.9 or not companies:
             store.create("companies", self.company())
-        else:
+        elif not contacts:  # the contacts devices delete nothing: their contacts point at their companies
             mine = [r for r in companies if r.data["name"].startswith(f"{self.name} ")]
             if mine:
                 store.delete("companies", self.rng.choice(mine).local_id)
