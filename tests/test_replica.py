@@ -25,7 +25,7 @@ from django.test import override_settings
 from offline_sync import pull as pull_module
 from offline_sync.routers import PullsFromReplicas
 from tests import history
-from tests.helpers import HeldTransaction, client_for, make_user
+from tests.helpers import HeldTransaction, client_for, make_user, push
 from tests.sync_client import Replica
 from tests.testapp.models import Item
 
@@ -72,22 +72,26 @@ class Standbys:
     def __init__(self, primary_url):
         self.primary_url, self.urls, self.dirs = primary_url, {}, []
 
-    def start(self, alias):
-        directory = tempfile.mkdtemp(prefix=f"offline_sync_{alias}.")
-        self.dirs.append(directory)
-        run = subprocess.run(
-            [ROOT / "scripts/pg_cluster", "replica", self.primary_url, directory],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert run.returncode == 0, f"scripts/pg_cluster replica failed:\n{run.stderr}"
-        self.urls[alias] = run.stdout.strip()
-        return int(self.urls[alias].rsplit(":", 1)[1].split("/")[0])
+    def start(self, aliases):
+        """Start a standby per alias, at once; return ``{alias: port}``."""
+        runs = {}
+        for alias in aliases:
+            directory = tempfile.mkdtemp(prefix=f"offline_sync_{alias}.")
+            self.dirs.append(directory)
+            command = [ROOT / "scripts/pg_cluster", "replica", self.primary_url, directory]
+            runs[alias] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for alias, run in runs.items():
+            out, err = run.communicate(timeout=120)
+            assert run.returncode == 0, f"scripts/pg_cluster replica failed:\n{err}"
+            self.urls[alias] = out.strip()
+        return {alias: int(url.rsplit(":", 1)[1].split("/")[0]) for alias, url in self.urls.items()}
 
     def stop(self):
-        for directory in self.dirs:
-            subprocess.run([ROOT / "scripts/pg_cluster", "stop", directory], capture_output=True, timeout=120)
+        stops = [
+            subprocess.Popen([ROOT / "scripts/pg_cluster", "stop", d], stderr=subprocess.DEVNULL) for d in self.dirs
+        ]
+        for stop in stops:
+            stop.wait(timeout=120)
 
     def sql(self, alias, query, *args):
         with psycopg.connect(self.urls[alias] if alias != "default" else self.primary_url, autocommit=True) as conn:
@@ -122,8 +126,7 @@ def standbys(django_db_setup, django_db_blocker):
     primary = connections["default"].settings_dict
     pool = Standbys(_url(primary))
     try:
-        for alias in STANDBYS:
-            port = pool.start(alias)
+        for alias, port in pool.start(STANDBYS).items():
             # A mirror: the test framework neither creates nor flushes it (it is read-only anyway).
             connections.settings[alias] = {**primary, "PORT": port, "TEST": {**primary["TEST"], "MIRROR": "default"}}
         with override_settings(DATABASE_ROUTERS=[Router()]):
@@ -184,6 +187,25 @@ def test_a_pull_whose_cursor_is_ahead_of_a_lagging_standby_goes_on_from_the_prim
     standbys.resume("standby_b")
 
 
+def test_a_conflict_made_on_the_primary_is_resolved_there_while_reads_go_to_a_lagging_standby(standbys):
+    client = client_for(make_user("phone"))
+    item = Item.objects.create(name="a")
+    Item.objects.filter(pk=item.pk).update(name="server edit")  # version 2
+    standbys.catch_up()
+    standbys.pause("standby_b")  # it will not have the conflict
+    with reads_from("standby_b"):
+        pushed = push(
+            client, "/sync/items-cd/", {"items": {"modified": [{"id": item.pk, "base_version": 1, "name": "mine"}]}}
+        )
+        assert pushed.status_code == 200, pushed.json()
+        [conflict] = pushed.json()["conflicts"]
+        resolved = client.post(
+            f"/sync/conflicts/{conflict['conflict_id']}/resolve/", {"resolution": "server"}, format="json"
+        )
+    assert (resolved.status_code, resolved.json().get("status")) == (200, "resolved"), resolved.json()
+    standbys.resume("standby_b")
+
+
 def test_history_of_devices_pulling_from_lagging_standbys(standbys, capsys):
     """tests/history.py's devices, writers and purger; the devices read from the standbys, one lagging."""
     fallbacks = mock.MagicMock(wraps=pull_module.pull)  # pull() calls itself only to answer from the primary
@@ -240,7 +262,7 @@ def test_history_of_devices_pulling_from_lagging_standbys(standbys, capsys):
         mock.patch.object(history, "make_world", make_world),
         mock.patch.object(pull_module, "pull", fallbacks),
     ):
-        run = history.run(seed=7, seconds=12, workers=6, exercise=("push dropped", "conflicts", "pages with has_more"))
+        run = history.run(seed=7, seconds=10, workers=6, exercise=("push dropped", "pages with has_more"))
     with capsys.disabled():
         stats = ", ".join(f"{k}={v}" for k, v in sorted(run.stats.items()))
         print(f"\nreplica history: answered from the primary={fallbacks.call_count}, {stats}")
