@@ -73,17 +73,14 @@ class Standbys:
         self.primary_url, self.urls, self.dirs = primary_url, {}, []
 
     def start(self, aliases):
-        """Start a standby per alias, at once; return ``{alias: port}``."""
-        runs = {}
+        """Start a standby per alias, one after the other (each asks the kernel for a free port); ``{alias: port}``."""
         for alias in aliases:
             directory = tempfile.mkdtemp(prefix=f"offline_sync_{alias}.")
             self.dirs.append(directory)
             command = [ROOT / "scripts/pg_cluster", "replica", self.primary_url, directory]
-            runs[alias] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for alias, run in runs.items():
-            out, err = run.communicate(timeout=120)
-            assert run.returncode == 0, f"scripts/pg_cluster replica failed:\n{err}"
-            self.urls[alias] = out.strip()
+            run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, f"scripts/pg_cluster replica failed:\n{run.stderr}"
+            self.urls[alias] = run.stdout.strip()
         return {alias: int(url.rsplit(":", 1)[1].split("/")[0]) for alias, url in self.urls.items()}
 
     def stop(self):
