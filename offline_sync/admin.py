@@ -57,7 +57,8 @@ class ConflictStatusListFilter(admin.SimpleListFilter):
 class ConflictAdmin(admin.ModelAdmin):
     """Conflicts: a filtered list, a side-by-side page per conflict, and its resolution."""
 
-    list_display = ("entity", "object_id", "kind", "user", "device", "status", "detected_on", "resolution")
+    # Few, short columns, so the list fits a 1280 px screen beside the admin's sidebar.
+    list_display = ("record", "entity", "kind", "pushed_by", "detected_on", "outcome")
     list_filter = (
         ConflictStatusListFilter,
         "entity",
@@ -66,19 +67,32 @@ class ConflictAdmin(admin.ModelAdmin):
     )
     search_fields = ("=object_pk", "user__username", "device_id", "entity")
     search_help_text = "Record id (exact), user name, device id or entity."
-    list_select_related = ("user",)
+    list_select_related = ("user", "content_type")
     # Pending before resolved when the list shows both.
     ordering = ("status", "-detected_on", "-pk")
     actions = ["keep_server_version"]
     change_form_template = "offline_sync/admin/conflict.html"
 
-    @admin.display(description="object id", ordering="object_pk")
-    def object_id(self, conflict):
-        return conflict.object_pk
+    @admin.display(description="record", ordering="object_pk")
+    def record(self, conflict):
+        return record_label(conflict, getattr(conflict, "synced_record", None))
 
-    @admin.display(description="device", ordering="device_id")
-    def device(self, conflict):
-        return conflict.device_id
+    @admin.display(description="pushed by", ordering="user__username")
+    def pushed_by(self, conflict):
+        return f"{conflict.user} ({conflict.device_id})" if conflict.device_id else str(conflict.user)
+
+    @admin.display(description="status", ordering="status")
+    def outcome(self, conflict):
+        if conflict.status == Conflict.Status.PENDING:
+            return conflict.get_status_display()
+        return f"{conflict.get_status_display()}: {conflict.get_resolution_display()}"
+
+    def get_changelist_instance(self, request):
+        """The list, with each conflict's record loaded in one query per model (for its name)."""
+        changelist = super().get_changelist_instance(request)
+        changelist.result_list = list(changelist.result_list)
+        attach_records(changelist.result_list, Conflict.objects.db)
+        return changelist
 
     # Permissions: viewing needs the view (or resolve) permission; nobody adds,
     # edits or deletes conflict rows; resolving needs resolve_conflict.
@@ -132,16 +146,22 @@ class ConflictAdmin(admin.ModelAdmin):
         current = conflicts.current_record(conflict, fmt, Conflict.objects.db)
         snapshot = conflict.server
         if pending:
+            # The client's change against the server now, beside the server at detection.
             diff = diff_for(conflict, entity, current)
             rows = format_diff(diff, [snapshot])
+            before = None
         else:
-            # Resolved: the conflict as it was (snapshot against client), then the result.
-            diff = diff_for(conflict, entity, snapshot)
-            rows = format_diff(diff, [conflict.resolved_record])
+            # Resolved: the client's change against the server just before resolution (at detection for
+            # conflicts resolved before that was kept), beside the server at detection and the result.
+            before = (conflict.server_before_resolution or {"record": snapshot})["record"]
+            diff = diff_for(conflict, entity, before)
+            rows = format_diff(diff, [snapshot, conflict.resolved_record])
         merge_possible = pending and not diff.server_deleted and not diff.client_deleted and bool(diff.differing)
+        label = record_label(conflict, self.get_synced_record(conflict))
         return {
             **self.admin_site.each_context(request),
-            "title": f"Conflict: {conflict.entity} {conflict.object_pk}",
+            "title": f"Conflict on {label}",
+            "record_label": label,
             "subtitle": None,
             "opts": self.opts,
             "app_label": self.opts.app_label,
@@ -168,6 +188,8 @@ class ConflictAdmin(admin.ModelAdmin):
             "current": current,
             "server_version": current["version"] if current else None,
             "snapshot_version": snapshot["version"] if snapshot else None,
+            "before_recorded": conflict.server_before_resolution is not None,
+            "before_version": before["version"] if before else None,
             "base_version": conflict.client.get("base_version"),
             "changed_since_detection": pending and (current or {}).get("version") != (snapshot or {}).get("version"),
             "result_version": (conflict.resolved_record or {}).get("version"),
@@ -181,6 +203,11 @@ class ConflictAdmin(admin.ModelAdmin):
         url = reverse(name, args=[quote(pk) for pk in pks], current_app=self.admin_site.name)
         context = {"opts": self.opts, "preserved_filters": self.get_preserved_filters(request)}
         return add_preserved_filters(context, url)
+
+    def get_synced_record(self, conflict):
+        """The conflicting record's model instance, or None once it is deleted."""
+        attach_records([conflict], Conflict.objects.db)
+        return conflict.synced_record
 
     def get_record_admin_url(self, model, pk):
         """The admin change page of the conflicting record, when the site has one."""
@@ -249,7 +276,8 @@ class ConflictAdmin(admin.ModelAdmin):
             return page
         label = Conflict.Resolution(resolution).label
         self.log_change(request, obj, f"Resolved: {label}.")
-        self.message_user(request, f"Resolved {conflict.entity} {conflict.object_pk}: {label}.", messages.SUCCESS)
+        name = record_label(conflict, self.get_synced_record(conflict))
+        self.message_user(request, f"Resolved the conflict on {name}: {label}.", messages.SUCCESS)
         return HttpResponseRedirect(self.get_admin_url(request, "changelist"))
 
     def get_merge_record(self, request, conflict, entity, current):
@@ -338,6 +366,30 @@ class EntityConflictAdmin(ConflictAdmin):
                 )
             )
         return errors
+
+
+def attach_records(conflicts, using):
+    """Set each conflict's ``synced_record``: its record's instance, or None if deleted (one query per model)."""
+    wanted = {}
+    for conflict in conflicts:
+        conflict.synced_record = None
+        model = conflict.content_type.model_class()
+        if model is not None:
+            pk = model._meta.pk.to_python(conflict.object_pk)
+            wanted.setdefault(model, {}).setdefault(pk, []).append(conflict)
+    for model, by_pk in wanted.items():
+        for pk, record in model._base_manager.using(using).in_bulk(list(by_pk)).items():
+            for conflict in by_pk[pk]:
+                conflict.synced_record = record
+
+
+def record_label(conflict, record):
+    """How staff name a conflict's record: its ``__str__`` ("Acme"), or "company 7 (deleted)" once it is gone."""
+    if record is not None:
+        return str(record)
+    model = conflict.content_type.model_class()
+    name = model._meta.verbose_name if model is not None else conflict.entity
+    return f"{name} {conflict.object_pk} (deleted)"
 
 
 def diff_for(conflict, entity, server):

@@ -9,7 +9,9 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from offline_sync.diff import DELETED, NOT_SENT, diff_records, format_value
@@ -129,7 +131,7 @@ def test_the_list_shows_pending_conflicts_and_filters_and_searches(alice, api, m
     assert listed(admin, "?q=items") == {mine.pk, bobs.pk}
 
     html = admin.get(ADMIN).content.decode()
-    for column in ("entity", "object id", "kind", "user", "device", "status", "detected on", "resolution"):
+    for column in ("record", "entity", "kind", "pushed by", "detected on", "status"):
         assert f">{column.capitalize()}<" in html.replace("</a>", "<"), column
     assert "tablet-7" in html
 
@@ -182,7 +184,7 @@ def test_keep_server_version_keeps_the_record_and_resolves(alice, staff):
     data = {"resolution": "server", "version": version_on(html)}
     response = admin.post(f"{resolve_url(conflict)}?_changelist_filters=entity%3Ditems", data, follow=True)
     assert response.redirect_chain[-1][0] == f"{ADMIN}?entity=items"
-    assert messages_of(response) == [("success", f"Resolved items {item.pk}: Keep server version.")]
+    assert messages_of(response) == [("success", "Resolved the conflict on server: Keep server version.")]
     conflict.refresh_from_db()
     assert (conflict.status, conflict.resolution, conflict.resolved_by) == ("resolved", "server", admin.user)
     assert (Item.objects.get(pk=item.pk).name, Item.objects.get(pk=item.pk).version) == ("server", 2)
@@ -197,7 +199,7 @@ def test_apply_client_version_writes_the_clients_change(alice, staff):
     conflict = conflict_on(alice, item, name="client")
     admin = staff()
     response = post(admin, conflict, "client", version_on(shown(admin, conflict)))
-    assert messages_of(response) == [("success", f"Resolved items {item.pk}: Apply client version.")]
+    assert messages_of(response) == [("success", "Resolved the conflict on client: Apply client version.")]
     item.refresh_from_db()
     assert (item.name, item.category, item.version) == ("client", "kept", 3)
     conflict.refresh_from_db()
@@ -211,7 +213,7 @@ def test_merge_takes_each_field_from_the_chosen_side(alice, staff):
     admin = staff()
     html = shown(admin, conflict)
     response = post(admin, conflict, "merge", version_on(html), name="client", category="server", price="client")
-    assert messages_of(response) == [("success", f"Resolved items {item.pk}: Merge.")]
+    assert messages_of(response) == [("success", "Resolved the conflict on client name: Merge.")]
     item.refresh_from_db()
     assert (item.name, item.category, str(item.price), item.version) == ("client name", "server cat", "9.00", 3)
     conflict.refresh_from_db()
@@ -305,7 +307,8 @@ def test_a_resolved_conflict_shows_its_outcome_without_buttons(alice, staff):
     assert "Apply client version" in html
     assert "<td>staff</td>" in html
     assert "Result (version 3)" in html
-    assert [text for _, text in row(html, "name")[1]] == ["server", "client", "client"]
+    # Server just before resolution, server at detection, client, result.
+    assert [text for _, text in row(html, "name")[1]] == ["server", "server", "client", "client"]
     assert 'name="resolution"' not in html
     assert '<input type="submit"' not in html
     # Posting again does not apply anything twice.
@@ -313,6 +316,58 @@ def test_a_resolved_conflict_shows_its_outcome_without_buttons(alice, staff):
     assert messages_of(response)[0][0] == "warning"
     assert "already resolved" in messages_of(response)[0][1]
     assert Item.objects.get(pk=item.pk).version == 3
+
+
+def test_the_resolved_page_shows_the_server_as_it_was_just_before_resolution(alice, staff):
+    item = changed_item(name="at detection", category="kept")
+    conflict = conflict_on(alice, item, name="client")
+    Item.objects.filter(pk=item.pk).update(name="changed since")  # version 3, after the detection
+    admin = staff()
+    post(admin, conflict, "client", "3")
+    html = shown(admin, conflict)
+    assert "Server just before resolution (version 3)" in html
+    assert "Server at detection (version 2)" in html
+    assert [text for _, text in row(html, "name")[1]] == ["changed since", "at detection", "client", "client"]
+    conflict.refresh_from_db()
+    assert conflict.server_before_resolution["record"]["name"] == "changed since"
+
+
+def test_records_are_named_by_their_str_in_the_list_the_page_and_the_messages(alice, bob, api, make_user, staff):
+    kettle, lamp = changed_item(name="Kettle"), changed_item(name="Lamp")
+    on_kettle, on_lamp = conflict_on(alice, kettle, name="x"), conflict_on(bob, lamp, name="y")
+    conflict_on(api(make_user("carol", perms="all")), kettle, name="z")  # two conflicts on one record
+    lamp_pk = lamp.pk
+    lamp.delete()
+    admin = staff()
+    with CaptureQueriesContext(connection) as queries:
+        html = admin.get(ADMIN).content.decode()
+    assert html.count(">Kettle</a>") == 2
+    assert f">item {lamp_pk} (deleted)</a>" in html
+    # The records are loaded once per model, not once per row.
+    assert sum(f'"{Item._meta.db_table}"' in q["sql"] for q in queries.captured_queries) == 1
+    page = shown(admin, on_kettle)
+    assert "<title>Conflict on Kettle |" in page
+    assert "&rsaquo; Kettle\n</div>" in page
+    assert f"Kettle</a> (id {kettle.pk})" in page
+    assert "<h1>Conflict on item" in shown(admin, on_lamp)
+    assert messages_of(post(admin, on_kettle, "server", "2")) == [
+        ("success", "Resolved the conflict on Kettle: Keep server version.")
+    ]
+
+
+def test_when_the_client_deleted_the_main_button_keeps_the_server_version(alice, bob, staff):
+    item = changed_item(name="server")
+    body = push(alice, {"items": {"deleted": [{"id": item.pk, "base_version": 1}]}})
+    conflict = Conflict.objects.get(pk=body["conflicts"][0]["conflict_id"])
+    html = shown(admin := staff(), conflict)
+    assert '<input type="submit" class="default" value="Keep server version">' in html
+    assert '<input type="submit" class="conflict-destructive" value="Apply client version: delete the record">' in html
+    assert html.count('class="default"') == 1
+    # A change (not a deletion) keeps "Apply client version" as the main button.
+    other = conflict_on(bob, changed_item(name="other"), name="client")
+    html = shown(admin, other)
+    assert '<input type="submit" class="default" value="Apply client version">' in html
+    assert html.count('class="default"') == 1
 
 
 def test_the_bulk_action_keeps_the_server_version_and_skips_resolved_ones(alice, api, make_user, staff):
