@@ -6,6 +6,7 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
@@ -487,3 +488,28 @@ def test_applying_a_change_needs_the_permission_a_push_would_need(alice, staff):
     assert Item.objects.get(pk=item.pk).name == "server"
     response = post(resolver, conflict, "server", version_on(shown(resolver, conflict)))
     assert messages_of(response)[0][0] == "success"
+
+
+def test_the_admin_index_says_how_many_conflicts_are_pending(alice, bob, staff, admin_user, monkeypatch):
+    monkeypatch.setattr(django_admin.site, "index_template", "offline_sync/admin/index.html")
+    conflict_on(alice, changed_item(name="a"), name="x")
+    done = conflict_on(bob, changed_item(name="b"), name="y")
+    Conflict.objects.create(  # a conflict on another model: in the overall list, not in the items' one
+        user=alice.user,
+        endpoint="/sync/notes-lww/",
+        entity="notes",
+        content_type=ContentType.objects.get_for_model(Note),
+        object_pk="1",
+        kind="modified",
+        client={"id": 1, "base_version": 1, "text": "client"},
+        server=None,
+    )
+    post(staff(), done, "server", "2")
+
+    html = staff("viewer").get("/admin/").content.decode()
+    assert '<a href="/admin/offline_sync/conflict/">Conflicts</a>: <strong>2 pending</strong>' in html
+    assert '<a href="/admin/testapp/conflictingitem/">Conflicting items</a>: <strong>1 pending</strong>' in html
+    # Staff who may not view conflicts are not told about them.
+    html = staff("outsider", perms=("change_item",)).get("/admin/").content.decode()
+    assert "Sync conflicts" not in html
+    assert "pending" not in html
