@@ -1,4 +1,4 @@
-"""URLs of the demo project (see PROTOCOL.md section 8)."""
+"""URLs of the demo project: the sync endpoints of docs/protocol.md section 8, token login, the schema, the admin."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
