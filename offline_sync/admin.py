@@ -8,12 +8,13 @@ Resolving needs the ``offline_sync.resolve_conflict`` permission and, to apply
 a change, the permission a push of it would need (``change`` or ``delete``).
 """
 
+import django
 from django.contrib import admin, messages
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.contenttypes.models import ContentType
 from django.core import checks
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -75,9 +76,9 @@ class ConflictAdmin(admin.ModelAdmin):
 
     @admin.display(description="record", ordering="object_pk")
     def record(self, conflict):
-        return record_label(conflict, getattr(conflict, "synced_record", None))
+        return conflict.record_label
 
-    @admin.display(description="pushed by", ordering="user__username")
+    @admin.display(description="pushed by", ordering="user")
     def pushed_by(self, conflict):
         return f"{conflict.user} ({conflict.device_id})" if conflict.device_id else str(conflict.user)
 
@@ -157,11 +158,13 @@ class ConflictAdmin(admin.ModelAdmin):
             diff = diff_for(conflict, entity, before)
             rows = format_diff(diff, [snapshot, conflict.resolved_record])
         merge_possible = pending and not diff.server_deleted and not diff.client_deleted and bool(diff.differing)
-        label = record_label(conflict, self.get_synced_record(conflict))
+        attach_records([conflict], Conflict.objects.db)
         return {
             **self.admin_site.each_context(request),
-            "title": f"Conflict on {label}",
-            "record_label": label,
+            "title": f"Conflict on {conflict.record_label}",
+            "record_label": conflict.record_label,
+            # Django 6 shows a change form's object tools (History) beside the title, outside the content.
+            "object_tools_in_content": django.VERSION < (6,),
             "subtitle": None,
             "opts": self.opts,
             "app_label": self.opts.app_label,
@@ -204,11 +207,6 @@ class ConflictAdmin(admin.ModelAdmin):
         context = {"opts": self.opts, "preserved_filters": self.get_preserved_filters(request)}
         return add_preserved_filters(context, url)
 
-    def get_synced_record(self, conflict):
-        """The conflicting record's model instance, or None once it is deleted."""
-        attach_records([conflict], Conflict.objects.db)
-        return conflict.synced_record
-
     def get_record_admin_url(self, model, pk):
         """The admin change page of the conflicting record, when the site has one."""
         try:
@@ -249,7 +247,7 @@ class ConflictAdmin(admin.ModelAdmin):
             self.message_user(request, f"This conflict was already resolved: {_how(conflict)}.", messages.WARNING)
             return page
 
-        obj, entity, record = conflict, entity_for(conflict, request), None
+        entity, record = entity_for(conflict, request), None
         if resolution == Conflict.Resolution.MERGE:
             current = conflicts.current_record(conflict, RecordFormat(entity.model, entity.fields), Conflict.objects.db)
             if (current or {}).get("version") != expect_version:
@@ -275,9 +273,9 @@ class ConflictAdmin(admin.ModelAdmin):
             self.message_user(request, f"Nothing was applied: {_describe(error.detail)}", messages.ERROR)
             return page
         label = Conflict.Resolution(resolution).label
-        self.log_change(request, obj, f"Resolved: {label}.")
-        name = record_label(conflict, self.get_synced_record(conflict))
-        self.message_user(request, f"Resolved the conflict on {name}: {label}.", messages.SUCCESS)
+        attach_records([conflict], Conflict.objects.db)
+        self.log_change(request, conflict, f"Resolved: {label}.")
+        self.message_user(request, f"Resolved the conflict on {conflict.record_label}: {label}.", messages.SUCCESS)
         return HttpResponseRedirect(self.get_admin_url(request, "changelist"))
 
     def get_merge_record(self, request, conflict, entity, current):
@@ -305,7 +303,9 @@ class ConflictAdmin(admin.ModelAdmin):
     def keep_server_version(self, request, queryset):
         """Resolve the selected pending conflicts by keeping the server's records; skip resolved ones."""
         resolved = skipped = 0
-        for conflict in queryset.select_related("content_type"):
+        selected = list(queryset.select_related("content_type"))
+        attach_records(selected, Conflict.objects.db)  # the log entries name the records
+        for conflict in selected:
             if conflict.status == Conflict.Status.RESOLVED:
                 skipped += 1
                 continue
@@ -369,27 +369,25 @@ class EntityConflictAdmin(ConflictAdmin):
 
 
 def attach_records(conflicts, using):
-    """Set each conflict's ``synced_record``: its record's instance, or None if deleted (one query per model)."""
+    """Set each conflict's ``record_label``, how staff name its record (one query per model).
+
+    Its ``__str__`` ("Acme"), or "company 7 (deleted)" once it is gone (or its
+    id no longer fits the model's primary key). ``Conflict.__str__`` uses it.
+    """
     wanted = {}
     for conflict in conflicts:
-        conflict.synced_record = None
         model = conflict.content_type.model_class()
-        if model is not None:
+        name = model._meta.verbose_name if model is not None else conflict.entity
+        conflict.record_label = f"{name} {conflict.object_pk} (deleted)"
+        try:
             pk = model._meta.pk.to_python(conflict.object_pk)
-            wanted.setdefault(model, {}).setdefault(pk, []).append(conflict)
+        except (AttributeError, ValidationError):
+            continue
+        wanted.setdefault(model, {}).setdefault(pk, []).append(conflict)
     for model, by_pk in wanted.items():
         for pk, record in model._base_manager.using(using).in_bulk(list(by_pk)).items():
             for conflict in by_pk[pk]:
-                conflict.synced_record = record
-
-
-def record_label(conflict, record):
-    """How staff name a conflict's record: its ``__str__`` ("Acme"), or "company 7 (deleted)" once it is gone."""
-    if record is not None:
-        return str(record)
-    model = conflict.content_type.model_class()
-    name = model._meta.verbose_name if model is not None else conflict.entity
-    return f"{name} {conflict.object_pk} (deleted)"
+                conflict.record_label = str(record)
 
 
 def diff_for(conflict, entity, server):

@@ -122,4 +122,6 @@ class Conflict(models.Model):
         indexes = [models.Index(fields=["user", "endpoint", "status"], name="offline_sync_conflict_pending")]
 
     def __str__(self):
-        return f"{self.entity} {self.object_pk}: {self.kind} conflict ({self.status})"
+        # The admin sets record_label (the record's own __str__); it costs a query, so __str__ never reads it.
+        record = getattr(self, "record_label", None) or f"{self.entity} {self.object_pk}"
+        return f"{record}: {self.kind} conflict ({self.status})"

@@ -7,16 +7,20 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib import admin as django_admin
+from django.contrib.admin import AdminSite
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
+from django.urls import path
 from django.utils import timezone
 
+from offline_sync.admin import ConflictAdmin
 from offline_sync.diff import DELETED, NOT_SENT, diff_records, format_value
 from offline_sync.models import Conflict
+from tests import urls as test_urls
 from tests.testapp.models import Item, Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -348,7 +352,7 @@ def test_records_are_named_by_their_str_in_the_list_the_page_and_the_messages(al
     assert sum(f'"{Item._meta.db_table}"' in q["sql"] for q in queries.captured_queries) == 1
     page = shown(admin, on_kettle)
     assert "<title>Conflict on Kettle |" in page
-    assert "&rsaquo; Kettle\n</div>" in page
+    assert "Kettle: modified conflict (pending)" in re.search(r'class="breadcrumbs">(.*?)</(div|ol)>', page, re.S)[1]
     assert f"Kettle</a> (id {kettle.pk})" in page
     assert "<h1>Conflict on item" in shown(admin, on_lamp)
     assert messages_of(post(admin, on_kettle, "server", "2")) == [
@@ -513,3 +517,122 @@ def test_the_admin_index_says_how_many_conflicts_are_pending(alice, bob, staff, 
     html = staff("outsider", perms=("change_item",)).get("/admin/").content.decode()
     assert "Sync conflicts" not in html
     assert "pending" not in html
+
+
+class BrandedAdminSite(AdminSite):
+    """A project's own site, keeping the default name "admin" (AdminSite() without name=), as admin.site."""
+
+    index_template = "offline_sync/admin/index.html"
+
+
+branded = BrandedAdminSite()
+branded.register(Conflict, ConflictAdmin)
+# Served instead of admin.site, on which offline_sync and testapp still register their models.
+urlpatterns = [path("branded/", branded.urls), *test_urls.urlpatterns[1:]]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_the_index_count_comes_from_the_site_that_serves_the_index(alice, staff):
+    conflict_on(alice, changed_item(name="a"), name="x")
+    response = staff().get("/branded/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<a href="/branded/offline_sync/conflict/">Conflicts</a>: <strong>1 pending</strong>' in html
+    assert "Conflicting items" not in html  # registered on admin.site only
+
+
+def test_the_index_count_works_without_the_request_context_processor(alice, staff, monkeypatch, settings):
+    """The admin runs without context_processors.request (check admin.W411 is only a warning)."""
+    monkeypatch.setattr(django_admin.site, "index_template", "offline_sync/admin/index.html")
+    conflict_on(alice, changed_item(name="a"), name="x")
+    admin = staff()
+    options = settings.TEMPLATES[0]["OPTIONS"]
+    processors = [p for p in options["context_processors"] if p != "django.template.context_processors.request"]
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "OPTIONS": {**options, "context_processors": processors}}]
+    response = admin.get("/admin/")
+    assert response.status_code == 200
+    assert "<strong>1 pending</strong>" in response.content.decode()
+
+
+def test_the_conflict_page_uses_the_admins_own_breadcrumbs_and_one_history_button(alice, staff):
+    """Django 6 marks breadcrumbs up as <ol> (5.2: <div>) and shows the object tools beside the title."""
+    conflict = conflict_on(alice, changed_item(name="Kettle"), name="x")
+    admin = staff()
+    stock = admin.get("/admin/testapp/item/").content.decode()
+    html = shown(admin, conflict)
+
+    def breadcrumbs_tag(page):
+        return re.search(r'<(\w+) class="breadcrumbs">', page)[1]
+
+    assert breadcrumbs_tag(html) == breadcrumbs_tag(stock)
+    assert html.count('class="object-tools"') == 1
+    assert f"/admin/offline_sync/conflict/{conflict.pk}/history/" in html
+
+
+def test_one_conflict_with_an_unparsable_object_pk_does_not_break_the_list(alice, staff):
+    """E.g. conflicts kept from before the model's primary key changed type."""
+    conflict_on(alice, changed_item(name="fine"), name="x")
+    Conflict.objects.create(
+        user=alice.user,
+        endpoint="/sync/items-cd/",
+        entity="items",
+        content_type=ContentType.objects.get_for_model(Item),
+        object_pk="not-a-number",
+        kind="modified",
+        client={"id": "not-a-number", "base_version": 1},
+        server=None,
+    )
+    response = staff().get(ADMIN)
+    assert response.status_code == 200
+    assert ">fine</a>" in response.content.decode()
+    assert ">item not-a-number (deleted)</a>" in response.content.decode()
+
+
+def api_resolve(client, conflict_id, resolution, record=None):
+    body = {"resolution": resolution, **({"record": record} if record is not None else {})}
+    return client.post(f"/sync/conflicts/{conflict_id}/resolve/", body, format="json")
+
+
+def test_the_api_records_the_server_before_a_merge(alice):
+    item = changed_item(name="a", category="c")
+    conflict = conflict_on(alice, item, name="client")
+    Item.objects.filter(pk=item.pk).update(category="since")  # version 3
+    assert api_resolve(alice, conflict.pk, "merge", {"name": "merged"}).status_code == 200
+    conflict.refresh_from_db()
+    before = conflict.server_before_resolution["record"]
+    assert (before["version"], before["name"], before["category"]) == (3, "a", "since")
+    assert conflict.resolved_record["version"] == 4
+
+
+def test_the_api_records_the_server_before_applying_a_deletion(alice):
+    item = changed_item(name="a")
+    body = push(alice, {"items": {"deleted": [{"id": item.pk, "base_version": 1}]}})
+    conflict_id = body["conflicts"][0]["conflict_id"]
+    assert api_resolve(alice, conflict_id, "client").json()["record"] is None
+    conflict = Conflict.objects.get(pk=conflict_id)
+    assert conflict.server_before_resolution["record"]["name"] == "a"
+    assert conflict.resolved_record is None
+
+
+def test_restoring_a_record_deleted_since_detection_records_it_deleted_before(alice, staff):
+    item = changed_item(name="a")
+    conflict = conflict_on(alice, item, name="revived")
+    Item.objects.filter(pk=item.pk).delete()
+    assert api_resolve(alice, conflict.pk, "client").status_code == 200
+    conflict.refresh_from_db()
+    assert conflict.server_before_resolution == {"record": None}
+    html = shown(staff(), conflict)
+    assert "Server just before resolution (deleted)" in html
+    assert [t for _, t in row(html, "name")[1]] == ["deleted", "a", "revived", "revived"]
+
+
+def test_a_conflict_resolved_before_that_was_kept_shows_the_detection_snapshot(alice, staff):
+    item = changed_item(name="at detection")
+    conflict = conflict_on(alice, item, name="client")
+    Item.objects.filter(pk=item.pk).update(name="changed since")
+    admin = staff()
+    post(admin, conflict, "client", "3")
+    Conflict.objects.filter(pk=conflict.pk).update(server_before_resolution=None)  # as rows resolved before 0003
+    html = shown(admin, conflict)
+    assert "Server just before resolution (not kept: as at detection, version 2)" in html
+    assert [t for _, t in row(html, "name")[1]] == ["at detection", "at detection", "client", "client"]

@@ -150,3 +150,30 @@ def test_the_resolution_buttons_stay_in_view_at_1280_px(page, staff, conflict):
         page.evaluate(f"window.scrollTo(0, {scroll})")
         for name in ("Keep server version", "Apply client version", "Merge chosen values"):
             assert page.get_by_role("button", name=name).evaluate(in_view), (name, scroll)
+
+
+def test_the_conflict_page_breadcrumbs_look_like_the_admins(page, staff, conflict):
+    open_conflict(page, conflict)
+    style = "e => { const s = getComputedStyle(e); return [s.backgroundColor, s.paddingLeft]; }"
+    ours = page.locator(".breadcrumbs").evaluate(style)
+    page.goto("/admin/testapp/item/")
+    assert ours == page.locator(".breadcrumbs").evaluate(style)
+
+
+def test_the_conflict_list_fits_1280_px(page, staff, api, make_user):
+    item = Item.objects.create(name="An electric kettle with a long descriptive product name")
+    item.save()
+    alice = api(make_user("alice.longname@example.com", perms="all"))
+    change = {"id": item.pk, "base_version": 1, "name": "client"}
+    device = "android-" + uuid.uuid4().hex
+    body = {"sync_id": str(uuid.uuid4()), "device_id": device, "changes": {"items": {"modified": [change]}}}
+    assert alice.post("/sync/items-cd/", body, format="json").json()["conflicts"]
+    page.goto("/admin/offline_sync/conflict/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    scroll_width, client_width = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert scroll_width <= client_width

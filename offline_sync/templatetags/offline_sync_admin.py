@@ -1,12 +1,11 @@
 """``{% pending_conflicts %}``: how many sync conflicts wait, for an admin index.
 
-``offline_sync/admin/index.html`` shows it above the recent actions; use it with
+``offline_sync/admin/index.html`` shows it above the app list; use it with
 ``admin.site.index_template = "offline_sync/admin/index.html"``, or load this
 library in an index template of your own.
 """
 
 from django import template
-from django.contrib.admin.sites import all_sites
 from django.urls import reverse
 
 from ..admin import ConflictAdmin
@@ -18,7 +17,7 @@ register = template.Library()
 @register.inclusion_tag("offline_sync/admin/pending_conflicts.html", takes_context=True)
 def pending_conflicts(context):
     """Each conflicts admin of this site the user may view, with its pending count and list URL."""
-    request = context["request"]
+    request = context.request  # set by the admin's TemplateResponse, with or without the request context processor
     site = _current_site(request)
     lists = []
     for model, model_admin in site._registry.items() if site else ():
@@ -30,6 +29,9 @@ def pending_conflicts(context):
 
 
 def _current_site(request):
-    """The admin site serving this request (its URL namespace), or None outside the admin."""
-    namespace = getattr(request.resolver_match, "namespace", None)
-    return next((site for site in all_sites if site.name == namespace), None)
+    """The admin site serving this request, or None outside the admin.
+
+    Its views carry their site (``AdminSite.admin_view`` sets ``admin_site``):
+    exact even when two sites share a name.
+    """
+    return getattr(getattr(request.resolver_match, "func", None), "admin_site", None)
