@@ -1,0 +1,246 @@
+"""The demo served as docs/deployment.md says: scripts/serve, gunicorn with several workers, PostgreSQL.
+
+One server for the module, started by ``scripts/serve`` itself on a fresh database of the test
+PostgreSQL server and a free port, and talked to over HTTP only: what a person deploying the
+package gets, not what the test settings do.
+"""
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 3
+AUTH_RATE = 8  # token logins per minute and client address, shared by every worker through the cache
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_pids(pid):
+    """Pids of the processes whose parent is ``pid`` (gunicorn's workers), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def demo_env(**overrides):
+    """The caller's environment less what the settings read, so each test says what it sets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEMO_", "DATABASE_"))}
+    env.pop("PORT", None)
+    return {**env, **overrides}
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A fresh database in the test PostgreSQL server, dropped at the end."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        pytest.skip("needs PostgreSQL: scripts/test runs it in its PostgreSQL pass")
+    name = f"deploy_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, _ = url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def server(database, tmp_path_factory):
+    """``scripts/serve`` in the background; yields its base URL; killed by its pid at the end."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = demo_env(
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=database,
+        PORT=str(port),
+        WORKERS=str(WORKERS),
+        DJANGO_STATIC_ROOT=str(log.parent / "static"),
+        DEMO_AUTH_RATE=f"{AUTH_RATE}/min",
+        VIRTUAL_ENV=sys.prefix,  # this interpreter's packages, installed by scripts/test
+    )
+    with log.open("wb") as out:
+        process = subprocess.Popen([ROOT / "scripts" / "serve"], env=env, cwd=ROOT, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, f"scripts/serve exited {process.returncode}:\n{log.read_text()}"
+            try:
+                if httpx.get(f"{base}/admin/login/").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"scripts/serve did not answer in 120 s:\n{log.read_text()}"
+            time.sleep(0.3)
+        yield {"base": base, "pid": process.pid, "log": log}
+    finally:
+        process.terminate()  # scripts/serve exec'd gunicorn: this pid is the master; it stops its workers
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def token(server):
+    """One token login for the module: the throttle test spends the rest of the login budget."""
+    response = httpx.post(f"{server['base']}/api/auth/token/", json={"username": "mobile", "password": "mobile"})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Token {response.json()['token']}"}
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_the_admin_is_served_with_its_styles_by_whitenoise(server):
+    page = httpx.get(f"{server['base']}/admin/login/")
+    assert page.status_code == 200
+    stylesheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
+    assert any(href.startswith("/static/admin/css/base.") for href in stylesheets), stylesheets
+    for href in stylesheets:
+        css = httpx.get(server["base"] + href, headers={"Accept-Encoding": "gzip"})
+        assert css.status_code == 200, href
+        assert css.headers["content-type"].startswith("text/css"), href
+        # The manifest storage's hashed names, compressed at collectstatic, cached for good by browsers.
+        assert re.search(r"\.[0-9a-f]{12}\.css$", href), href
+        assert css.headers["content-encoding"] == "gzip", href
+        assert "immutable" in css.headers["cache-control"], href
+        assert "body" in css.text or "{" in css.text
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_pulls_and_pushes_work_across_several_workers(server, token):
+    assert len(child_pids(server["pid"])) == WORKERS
+    base = server["base"]
+    full = httpx.get(f"{base}/api/sync/companies-lww/", headers=token)
+    assert full.status_code == 200, full.text
+    cursor = full.json()["cursor"]
+    names = {record["name"] for record in full.json()["changes"]["companies"]["records"]}
+    # gunicorn's sync workers close each connection, so every request may reach another worker:
+    # each round's pull must see the push before it, whichever process answered which.
+    for round_ in range(2 * WORKERS):
+        name = f"Deployed {round_}"
+        body = {
+            "sync_id": str(uuid.uuid4()),
+            "last_sync": cursor,
+            "changes": {"companies": {"added": [{"local_id": f"c{round_}", "name": name}]}},
+        }
+        pushed = httpx.post(f"{base}/api/sync/companies-lww/", json=body, headers=token)
+        assert pushed.status_code == 200, pushed.text
+        assert list(pushed.json()["id_map"]["companies"]) == [f"c{round_}"]
+        delta = httpx.get(f"{base}/api/sync/companies-lww/", params={"since": cursor}, headers=token)
+        assert delta.status_code == 200, delta.text
+        assert name in {record["name"] for record in delta.json()["changes"]["companies"]["records"]}
+        cursor = delta.json()["cursor"]
+        names.add(name)
+    again = httpx.get(f"{base}/api/sync/companies-lww/", headers=token).json()
+    assert {record["name"] for record in again["changes"]["companies"]["records"]} == names
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_debug_is_off(server, token):
+    unknown = httpx.get(f"{server['base']}/api/sync/no-such-endpoint/", headers=token)
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/json"
+    assert unknown.json()["error"] == "not_found"
+    page = httpx.get(f"{server['base']}/no-such-page/")
+    assert page.status_code == 404
+    assert "URLconf" not in page.text and "DEBUG = True" not in page.text  # Django's debug 404 says both
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_large_pulls_are_compressed(server, token):
+    pull = httpx.get(f"{server['base']}/api/sync/products/", headers={**token, "Accept-Encoding": "gzip"})
+    assert pull.status_code == 200
+    assert pull.headers["content-encoding"] == "gzip"
+    assert len(pull.json()["changes"]["products"]["records"]) == 20  # httpx decompressed it
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_token_logins_are_throttled_across_workers(server, token):
+    """With a per-process cache each worker would let AUTH_RATE through: the database cache counts once."""
+    answers = [
+        httpx.post(f"{server['base']}/api/auth/token/", json={"username": "mobile", "password": "wrong"}).status_code
+        for _ in range(AUTH_RATE + 4)
+    ]
+    # The module's token fixture spent one login of the budget; every worker counts in one place.
+    assert answers.count(400) == AUTH_RATE - 1, answers
+    assert answers[AUTH_RATE - 1 :] == [429] * 5, answers
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_scripts_serve_refuses_to_start_without_a_secret_key(database):
+    done = subprocess.run(
+        [ROOT / "scripts" / "serve"],
+        env=demo_env(DATABASE_URL=database, PORT=str(free_port())),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "DJANGO_SECRET_KEY" in done.stderr
+
+
+def run_demo_python(code, **env):
+    """Run ``code`` with the demo's settings (DEBUG off) in a fresh interpreter; its stdout or the failure."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env=demo_env(DJANGO_SETTINGS_MODULE="demo_project.settings", DJANGO_ALLOWED_HOSTS="x", **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_demo_settings_refuse_to_run_without_a_secret_key_when_not_debugging():
+    done = run_demo_python("pass")
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: Set DJANGO_SECRET_KEY" in done.stderr
+
+
+def test_a_rotated_secret_key_keeps_devices_cursors_while_the_old_one_is_a_fallback():
+    old, new = secrets.token_urlsafe(50), secrets.token_urlsafe(50)
+    issued = run_demo_python(
+        "from offline_sync.cursors import Position; print(Position(42).encode())", DJANGO_SECRET_KEY=old
+    )
+    assert issued.returncode == 0, issued.stderr
+    read = (
+        "import sys; from offline_sync.cursors import Position; from offline_sync.exceptions import InvalidCursor\n"
+        "try: print(Position.decode(sys.argv[1]).stamp)\n"
+        "except InvalidCursor: print('invalid')"
+    )
+    cursor = issued.stdout.strip()
+    code = f"import sys; sys.argv = ['', {cursor!r}]\n{read}"
+    kept = run_demo_python(code, DJANGO_SECRET_KEY=new, DJANGO_SECRET_KEY_FALLBACKS=f"unrelated,{old}")
+    assert kept.stdout.strip() == "42", kept.stderr
+    dropped = run_demo_python(code, DJANGO_SECRET_KEY=new)
+    assert dropped.stdout.strip() == "invalid", dropped.stderr  # a 400 validation_error on the wire
