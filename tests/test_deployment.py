@@ -169,7 +169,9 @@ def test_debug_is_off(server, token):
     assert unknown.json()["error"] == "not_found"
     page = httpx.get(f"{server['base']}/no-such-page/")
     assert page.status_code == 404
-    assert "URLconf" not in page.text and "DEBUG = True" not in page.text  # Django's debug 404 says both
+    # Django's debug 404 page says both.
+    assert "URLconf" not in page.text
+    assert "DEBUG = True" not in page.text
 
 
 @pytest.mark.servers
