@@ -246,3 +246,24 @@ def test_a_rotated_secret_key_keeps_devices_cursors_while_the_old_one_is_a_fallb
     assert kept.stdout.strip() == "42", kept.stderr
     dropped = run_demo_python(code, DJANGO_SECRET_KEY=new)
     assert dropped.stdout.strip() == "invalid", dropped.stderr  # a 400 validation_error on the wire
+
+
+def test_the_gzip_benchmark_measures_smaller_pages_with_gzip():
+    done = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "gzip_bytes.py", "--records", "30"],
+        env=demo_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| `")]
+    assert [row[0].strip() for row in rows] == [
+        "`/api/sync/products/`",
+        "`/api/sync/companies-lww/`",
+        "`/api/sync/company-contacts/`",
+    ]
+    for _, records, plain, packed, _ in rows:
+        assert int(records) >= 30
+        assert float(packed) < float(plain) / 2
