@@ -81,7 +81,10 @@ def server(database, tmp_path_factory):
         VIRTUAL_ENV=sys.prefix,  # this interpreter's packages, installed by scripts/test
     )
     with log.open("wb") as out:
-        process = subprocess.Popen([ROOT / "scripts" / "serve"], env=env, cwd=ROOT, stdout=out, stderr=out)
+        # Its own process group, so that nothing of it can outlive the tests (see the end).
+        process = subprocess.Popen(
+            [ROOT / "scripts" / "serve"], env=env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -100,7 +103,7 @@ def server(database, tmp_path_factory):
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, 9)  # the group this test started, by the master's pid
             process.wait(10)
 
 
@@ -199,16 +202,23 @@ def test_token_logins_are_throttled_across_workers(server, token):
 @pytest.mark.servers
 @pytest.mark.postgres
 def test_scripts_serve_refuses_to_start_without_a_secret_key(database):
-    done = subprocess.run(
+    process = subprocess.Popen(
         [ROOT / "scripts" / "serve"],
-        env=demo_env(DATABASE_URL=database, PORT=str(free_port())),
+        env=demo_env(DATABASE_URL=database, PORT=str(free_port()), VIRTUAL_ENV=sys.prefix),
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=30,
+        start_new_session=True,  # its own process group: if it does start a server, all of it goes below
     )
-    assert done.returncode != 0
-    assert "DJANGO_SECRET_KEY" in done.stderr
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.communicate()
+        pytest.fail("scripts/serve started without DJANGO_SECRET_KEY")
+    assert process.returncode != 0
+    assert "DJANGO_SECRET_KEY" in stderr
 
 
 def run_demo_python(code, **env):
