@@ -5,12 +5,15 @@ PostgreSQL server and a free port, and talked to over HTTP only: what a person d
 package gets, not what the test settings do.
 """
 
+import contextlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -66,45 +69,57 @@ def database():
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture(scope="module")
-def server(database, tmp_path_factory):
-    """``scripts/serve`` in the background; yields its base URL; killed by its pid at the end."""
+@contextlib.contextmanager
+def serving(log, **env):
+    """``scripts/serve`` in the background with ``env``; yields its process once it answers; stops it by pid."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = demo_env(
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DATABASE_URL=database,
         PORT=str(port),
-        WORKERS=str(WORKERS),
         DJANGO_STATIC_ROOT=str(log.parent / "static"),
-        DEMO_AUTH_RATE=f"{AUTH_RATE}/min",
         VIRTUAL_ENV=sys.prefix,  # this interpreter's packages, installed by scripts/test
+        **env,
     )
     with log.open("wb") as out:
         # Its own process group, so that nothing of it can outlive the tests (see the end).
         process = subprocess.Popen(
             [ROOT / "scripts" / "serve"], env=env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
         )
-    base = f"http://127.0.0.1:{port}"
+    process.base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, f"scripts/serve exited {process.returncode}:\n{log.read_text()}"
             try:
-                if httpx.get(f"{base}/admin/login/").status_code == 200:
+                if httpx.get(f"{process.base}/admin/login/").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, f"scripts/serve did not answer in 120 s:\n{log.read_text()}"
             time.sleep(0.3)
-        yield {"base": base, "pid": process.pid, "log": log}
+        yield process
     finally:
-        process.terminate()  # scripts/serve exec'd gunicorn: this pid is the master; it stops its workers
+        process.terminate()  # SIGTERM, as a person's kill would send
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)  # the group this test started, by the master's pid
+            os.killpg(process.pid, 9)  # the group this test started, by its leader's pid
             process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(database, tmp_path_factory):
+    """The module's server: scripts/serve on a fresh database, ``WORKERS`` workers."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    # scripts/serve exec's gunicorn when given DATABASE_URL: its pid is the master's.
+    with serving(log, DATABASE_URL=database, WORKERS=str(WORKERS), DEMO_AUTH_RATE=f"{AUTH_RATE}/min") as process:
+        yield {"base": process.base, "pid": process.pid, "log": log}
+
+
+def stylesheets(base):
+    page = httpx.get(f"{base}/admin/login/")
+    assert page.status_code == 200
+    return re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +133,9 @@ def token(server):
 @pytest.mark.servers
 @pytest.mark.postgres
 def test_the_admin_is_served_with_its_styles_by_whitenoise(server):
-    page = httpx.get(f"{server['base']}/admin/login/")
-    assert page.status_code == 200
-    stylesheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
-    assert any(href.startswith("/static/admin/css/base.") for href in stylesheets), stylesheets
-    for href in stylesheets:
+    links = stylesheets(server["base"])
+    assert any(href.startswith("/static/admin/css/base.") for href in links), links
+    for href in links:
         css = httpx.get(server["base"] + href, headers={"Accept-Encoding": "gzip"})
         assert css.status_code == 200, href
         assert css.headers["content-type"].startswith("text/css"), href
@@ -219,6 +232,32 @@ def test_scripts_serve_refuses_to_start_without_a_secret_key(database):
         pytest.fail("scripts/serve started without DJANGO_SECRET_KEY")
     assert process.returncode != 0
     assert "DJANGO_SECRET_KEY" in stderr
+
+
+@pytest.mark.servers
+@pytest.mark.postgres
+def test_scripts_serve_alone_runs_on_a_throwaway_cluster_and_deletes_it_when_stopped():
+    """The command docs/deployment.md opens with: no DATABASE_URL, so scripts/pg_cluster starts one."""
+    scratch = Path(tempfile.mkdtemp(prefix="offline_sync_serve_test."))
+    scratch.chmod(0o755)  # as root, pg_cluster runs PostgreSQL as the postgres user, who must get in
+    try:
+        with serving(scratch / "serve.log", TMPDIR=str(scratch), WORKERS="2") as process:
+            [cluster] = scratch.glob("offline_sync_serve_pg.*")
+            base_css = next(href for href in stylesheets(process.base) if "/css/base." in href)
+            css = httpx.get(process.base + base_css)
+            assert css.status_code == 200
+            assert css.headers["content-type"].startswith("text/css")
+            url = re.search(r"cluster \(deleted when this stops\): (\S+)", (scratch / "serve.log").read_text())[1]
+            assert url.startswith("postgres://")
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert process.returncode == 143  # it stopped on SIGTERM, having stopped gunicorn and the cluster
+        assert not cluster.exists()
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the throwaway cluster still listens"
+    finally:
+        for left in scratch.glob("offline_sync_serve_pg.*"):  # only when the script failed to stop it
+            subprocess.run([ROOT / "scripts" / "pg_cluster", "stop", left], check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_demo_python(code, **env):
