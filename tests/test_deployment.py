@@ -25,7 +25,7 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3
-AUTH_RATE = 8  # token logins per minute and client address, shared by every worker through the cache
+AUTH_RATE = 4  # token logins per minute and client address, shared by every worker through the cache
 
 
 def free_port():
@@ -54,19 +54,26 @@ def demo_env(**overrides):
     return {**env, **overrides}
 
 
-@pytest.fixture(scope="module")
-def database():
-    """A fresh database in the test PostgreSQL server, dropped at the end."""
+@contextlib.contextmanager
+def fresh_database():
+    """A new database in the test PostgreSQL server (its URL), dropped at the end."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         pytest.skip("needs PostgreSQL: scripts/test runs it in its PostgreSQL pass")
     name = f"deploy_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base, _, _ = url.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield f"{url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def database():
+    with fresh_database() as url:
+        yield url
 
 
 @contextlib.contextmanager
@@ -241,13 +248,15 @@ def test_scripts_serve_alone_runs_on_a_throwaway_cluster_and_deletes_it_when_sto
     scratch = Path(tempfile.mkdtemp(prefix="offline_sync_serve_test."))
     scratch.chmod(0o755)  # as root, pg_cluster runs PostgreSQL as the postgres user, who must get in
     try:
-        with serving(scratch / "serve.log", TMPDIR=str(scratch), WORKERS="2") as process:
+        # One worker and no demo users: what is tested here is the cluster's life, the rest is above.
+        log = scratch / "serve.log"
+        with serving(log, TMPDIR=str(scratch), WORKERS="1", DEMO_KNOWN_PASSWORD_USERS="0") as process:
             [cluster] = scratch.glob("offline_sync_serve_pg.*")
             base_css = next(href for href in stylesheets(process.base) if "/css/base." in href)
             css = httpx.get(process.base + base_css)
             assert css.status_code == 200
             assert css.headers["content-type"].startswith("text/css")
-            url = re.search(r"cluster \(deleted when this stops\): (\S+)", (scratch / "serve.log").read_text())[1]
+            url = re.search(r"cluster \(deleted when this stops\): (\S+)", log.read_text())[1]
             assert url.startswith("postgres://")
             port = int(url.rsplit(":", 1)[1].split("/")[0])
         assert process.returncode == 143  # it stopped on SIGTERM, having stopped gunicorn and the cluster
@@ -278,6 +287,7 @@ def test_the_demo_settings_refuse_to_run_without_a_secret_key_when_not_debugging
     assert "ImproperlyConfigured: Set DJANGO_SECRET_KEY" in done.stderr
 
 
+@pytest.mark.servers  # three demo processes: once per main pass, not in the matrix
 def test_a_rotated_secret_key_keeps_devices_cursors_while_the_old_one_is_a_fallback():
     old, new = secrets.token_urlsafe(50), secrets.token_urlsafe(50)
     issued = run_demo_python(
@@ -297,15 +307,18 @@ def test_a_rotated_secret_key_keeps_devices_cursors_while_the_old_one_is_a_fallb
     assert dropped.stdout.strip() == "invalid", dropped.stderr  # a 400 validation_error on the wire
 
 
+@pytest.mark.servers  # the demo project in a process of its own, once per scripts/test
+@pytest.mark.postgres
 def test_the_gzip_benchmark_measures_smaller_pages_with_gzip():
-    done = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "gzip_bytes.py", "--records", "30"],
-        env=demo_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    with fresh_database() as url:
+        done = subprocess.run(
+            [sys.executable, ROOT / "benchmarks" / "gzip_bytes.py", "--records", "30"],
+            env=demo_env(DATABASE_URL=url),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| `")]
     assert [row[0].strip() for row in rows] == [
