@@ -281,13 +281,15 @@ def run_demo_python(code, **env):
     )
 
 
+@pytest.mark.own_sqlite  # the demo's settings, with no database given
 def test_the_demo_settings_refuse_to_run_without_a_secret_key_when_not_debugging():
     done = run_demo_python("pass")
     assert done.returncode != 0
     assert "ImproperlyConfigured: Set DJANGO_SECRET_KEY" in done.stderr
 
 
-@pytest.mark.servers  # three demo processes: once per main pass, not in the matrix
+@pytest.mark.servers  # three demo processes: once per scripts/test, in its SQLite pass
+@pytest.mark.own_sqlite
 def test_a_rotated_secret_key_keeps_devices_cursors_while_the_old_one_is_a_fallback():
     old, new = secrets.token_urlsafe(50), secrets.token_urlsafe(50)
     issued = run_demo_python(
