@@ -16,8 +16,13 @@ import type { TestProject } from "vitest/node";
 export const ROOT = resolve(import.meta.dirname, "../../..");
 const POOL = 200; // users with a token each, claimed one per test that needs a fresh user
 
-const MAKE_USERS = `
+// One Python start for all of it: migrate, the demo's data, and the users of the pool.
+const PREPARE = `
+import io
 import json
+from django.core.management import call_command
+call_command("migrate", interactive=False, verbosity=0)
+call_command("load_demo_data", stdout=io.StringIO())
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 codenames = ["view_product"] + [f"{a}_{m}" for a in ("view", "add", "change", "delete") for m in ("company", "contact")]
@@ -96,9 +101,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
     DEMO_AUTH_RATE: "1000/min",
   };
   const info = { python: python(), env };
-  manage(info, "migrate", "--noinput", "-v0");
-  manage(info, "load_demo_data");
-  const tokens = JSON.parse(manage(info, "shell", "--no-imports", "-c", MAKE_USERS)) as string[];
+  const tokens = JSON.parse(manage(info, "shell", "--no-imports", "-c", PREPARE)) as string[];
   const log = join(directory, "server.log");
   const out = openSync(log, "a");
   const child = spawn(info.python, [join(ROOT, "manage.py"), "runserver", "--noreload", `127.0.0.1:${port}`], {
