@@ -45,7 +45,8 @@ def demo(tmp_path_factory):
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     prepare = "from django.core.management import call_command as c; c('migrate', verbosity=0); c('load_demo_data')"
-    subprocess.run([*manage, "shell", "--no-imports", "-c", prepare], env=env, cwd=ROOT, check=True, capture_output=True)
+    command = [*manage, "shell", "--no-imports", "-c", prepare]
+    subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
     port = free_port()
     with open(directory / "server.log", "ab") as log:
         server = subprocess.Popen(
