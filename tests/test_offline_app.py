@@ -202,4 +202,31 @@ def test_offline_edits_sync_when_back_online_and_a_conflict_is_resolved_in_the_p
     expect(card(page, "Initech")).to_contain_text("Offline edit")
     assert api.company("Initech")["address"] == "Offline edit"
     assert api.http.get("/api/sync/conflicts/").json()["conflicts"] == []
+
+    # A sync in flight shows "Syncing…"; a server that fails shows "Sync failed" and keeps the edit for later.
+    held, failing = [], []
+
+    def hold_or_fail(route):
+        if failing:
+            route.fulfill(status=503, json={"error": "server_error", "detail": "down for a moment"})
+        else:
+            held.append(route)
+
+    page.route(lambda url: "/api/sync/crm/" in url, hold_or_fail)
+    edit_company(page, "Acme", "phone", "555-1111")
+    wait_for_state(page, "syncing")
+    expect(page.locator("#status")).to_have_text("Syncing…")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not held:  # the push is on its way: the page said so before sending it
+        assert time.monotonic() < deadline, "the page's push never came"
+        page.wait_for_timeout(50)
+    failing.append(True)
+    held.pop().fulfill(status=503, json={"error": "server_error"})
+    wait_for_state(page, "failed")
+    expect(page.locator("#status")).to_contain_text("Sync failed")
+    assert api.company("Acme")["phone"] != "555-1111"
+    page.unroute_all()
+    page.get_by_role("button", name="Sync now").click()
+    wait_for_state(page, "synced")
+    assert api.company("Acme")["phone"] == "555-1111"
     context.close()

@@ -11,9 +11,10 @@ import { existsSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
+export const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
 const POOL = 200; // users with a token each, claimed one per test that needs a fresh user
 
 // One Python start for all of it: migrate, the demo's data, and the users of the pool.
