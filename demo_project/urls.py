@@ -17,7 +17,6 @@ from .crm.views import (
     CompanyContactsView,
     CompanyLastWriteWinsView,
 )
-from .offline_app.views import OfflineAppView
 
 
 class TokenView(ObtainAuthToken):
@@ -30,7 +29,7 @@ class TokenView(ObtainAuthToken):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("app/", OfflineAppView.as_view(), name="offline-app"),
+    path("app/", include("demo_project.offline_app.urls")),
     path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/sync/products/", ProductPullView.as_view(), name="sync-products"),

@@ -155,6 +155,7 @@ def test_offline_edits_sync_when_back_online_and_a_conflict_is_resolved_in_the_p
     for name in ("Acme", "Globex", "Initech"):
         expect(card(page, name)).to_be_visible()
 
+    assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")  # it keeps the page for offline opens
     context.set_offline(True)
     wait_for_state(page, "offline")
     expect(page.locator("#status")).to_have_text("You're offline")
@@ -173,6 +174,12 @@ def test_offline_edits_sync_when_back_online_and_a_conflict_is_resolved_in_the_p
     expect(card(page, "Initech")).to_contain_text("Offline edit")
     wait_for_state(page, "offline")  # nothing went out
     assert [c["name"] for c in api.records()["companies"]].count(new) == 0
+
+    reloaded = page.reload()  # still offline: the service worker's copy of the page, the data from IndexedDB
+    assert reloaded.from_service_worker
+    wait_for_state(page, "offline")
+    expect(card(page, new).locator("li")).to_have_count(2)
+    expect(card(page, "Initech")).to_contain_text("Offline edit")
 
     # Meanwhile staff change Initech in the admin: the page's edit was made on the version before.
     staff_edit_in_admin(browser, demo, "Initech", "address", "Staff edit")

@@ -324,6 +324,16 @@ document.getElementById("logout")!.addEventListener("click", () => {
   loginForm();
 });
 
+// The service worker keeps a copy of this page and its assets, so the app opens offline too.
+if ("serviceWorker" in navigator) {
+  const assets = [...document.querySelectorAll<HTMLScriptElement>("script[src]")].map((s) => s.src);
+  assets.push(...[...document.querySelectorAll<HTMLLinkElement>("link[rel=stylesheet]")].map((l) => l.href));
+  const query = new URLSearchParams(assets.map((asset) => ["asset", asset]));
+  navigator.serviceWorker.register(`${location.pathname.replace(/[^/]*$/, "")}sw.js?${query}`).catch((error) => {
+    console.warn("offline CRM: no service worker, the page will not open offline", error);
+  });
+}
+
 const saved = localStorage.getItem(ACCOUNT_KEY);
 if (saved) void start(JSON.parse(saved) as Account, false).catch(showError);
 else loginForm();

@@ -5,8 +5,8 @@ import { fileURLToPath } from "node:url";
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
 await build({
-  entryPoints: [here("./app.ts")],
-  outfile: here("../../../../demo_project/offline_app/static/offline_app/build/app.js"),
+  entryPoints: [here("./app.ts"), here("./sw.ts")],
+  outdir: here("../../../../demo_project/offline_app/static/offline_app/build/"),
   bundle: true,
   format: "esm",
   target: "es2020",
