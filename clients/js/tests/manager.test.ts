@@ -177,7 +177,7 @@ test("the app's events start syncs as configured; close cancels retries and refu
 test("connectBrowserEvents: online and visibilitychange to visible start syncs; offline, no request is made", async () => {
   const client = new FakeClient();
   const network = { online: false };
-  const manager = new SyncManager(client, { syncOnOnline: true, syncOnResume: true, network });
+  const manager = new SyncManager(client, { syncOnOnline: true, syncOnResume: true, retryOnError: true, retryIntervalMs: 1, network });
   const win = new EventTarget();
   const doc = Object.assign(new EventTarget(), { visibilityState: "hidden" as DocumentVisibilityState });
   const disconnect = connectBrowserEvents(manager, win, doc);
@@ -187,6 +187,7 @@ test("connectBrowserEvents: online and visibilitychange to visible start syncs; 
   await manager.waitIdle(5000);
   expect(failed).toEqual(["network_error true"]);
   expect(client.ran).toEqual([]); // offline: the client was not asked
+  expect(manager.hasRetryScheduled()).toBe(false); // the online event starts the next sync, not a timer
   network.online = true;
   client.release(2);
   win.dispatchEvent(new Event("online"));
