@@ -38,7 +38,10 @@ export interface SyncConfiguration {
   retryIntervalMs?: number;
   /** What automatic syncs cover (null: every endpoint). */
   unit?: string | null;
-  /** Offline, a sync fails at once (`network_error`, retryable) without a request. */
+  /**
+   * Offline, a sync fails at once (`network_error`, retryable) without a request, and no retry is
+   * scheduled: `notifyOnline()` (the browser's `online` event) starts the next one.
+   */
   network?: NetworkStatus | null;
 }
 
@@ -197,8 +200,12 @@ export class SyncManager {
       }
       this.emit(SYNC_STARTED, unit);
       let outcome: SyncOutcome | null;
+      const network = this.configuration.network;
+      let offline = network !== null && !network.online;
       try {
-        outcome = await this.runSync(unit);
+        outcome = await this.runSync(unit, offline);
+        // The network went away during the sync (or its status said so late): as offline.
+        offline ||= network !== null && !network.online && outcome.error?.code === NETWORK_ERROR;
       } catch (error) {
         // a bug, not a sync failure (sync() reports those): keep the worker alive
         console.error(`offline-sync-client: the sync of ${unit} threw`, error);
@@ -211,7 +218,8 @@ export class SyncManager {
         this.emit(SYNC_COMPLETED, unit, outcome);
       } else {
         this.emit(SYNC_FAILED, unit, outcome);
-        if (outcome.retryable && this.configuration.retryOnError) {
+        // Offline, no timer: the network's return (notifyOnline) starts the next sync.
+        if (outcome.retryable && this.configuration.retryOnError && !offline) {
           this.scheduleRetry(unit, Math.max(this.configuration.retryIntervalMs, outcome.retryAfterMs ?? 0));
         }
       }
@@ -221,9 +229,8 @@ export class SyncManager {
     for (const resolve of this.idle.splice(0)) resolve();
   }
 
-  private async runSync(unit: string | null): Promise<SyncOutcome> {
-    const network = this.configuration.network;
-    if (network && !network.online) {
+  private async runSync(unit: string | null, offline: boolean): Promise<SyncOutcome> {
+    if (offline) {
       const outcome = new SyncOutcome(unit);
       const result = new EndpointOutcome(this.client.endpointsOf(unit)[0] ?? "");
       result.error = new SyncError(NETWORK_ERROR, "The device is offline.");
