@@ -123,7 +123,9 @@ function onOutcome(outcome: SyncOutcome): void {
     lastSync = { at: new Date(), failure: null, syncing: false };
   } else {
     const error = outcome.error!;
-    lastSync.failure = error.code === "unresolved_conflicts" ? null : `${error.code}${outcome.retryable ? " (will retry)" : ""}`;
+    // Conflicts and being offline have states of their own; the manager syncs again when the network is back.
+    const shown = error.code === "unresolved_conflicts" || (error.code === "network_error" && !navigator.onLine);
+    lastSync.failure = shown ? null : `${error.code}${outcome.retryable ? " (will retry)" : ""}`;
   }
   void render();
 }
