@@ -3,8 +3,8 @@
 The demo project runs in a subprocess (``manage.py runserver`` on a free loopback port, a SQLite file of its own);
 Playwright drives Debian's chromium. ``context.set_offline(True)`` cuts the page's network as a lost connection
 would. The app's bundle is built from clients/js by ``npm run build:app`` (scripts/test does it first). Without
-the bundle, playwright or chromium this skips, except under CI=true where it fails. It runs in the SQLite pass of
-scripts/test only: the PostgreSQL pass would run the same thing again.
+the bundle, playwright or chromium this skips, except under CI=true where it fails. Marked ``own_sqlite``: the
+PostgreSQL passes of scripts/test leave it out (they would run the same thing again).
 """
 
 import os
@@ -20,7 +20,7 @@ import pytest
 
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, unavailable
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.own_sqlite]  # its demo server has a SQLite file of its own
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "demo_project/offline_app/static/offline_app/build/app.js"
@@ -35,9 +35,6 @@ def free_port():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo project with its demo data (users mobile/mobile and admin/admin), on a free port."""
-    if os.environ.get("DATABASE_URL"):
-        # Its demo server has a SQLite file of its own, whatever the pass's database: the SQLite pass ran it.
-        pytest.skip("runs once per scripts/test, in its SQLite pass (DATABASE_URL is not used by it)")
     if not BUNDLE.exists():
         unavailable(f"{BUNDLE.relative_to(ROOT)} is not built: cd clients/js && npm ci && npm run build:app")
     directory = tmp_path_factory.mktemp("offline-app")
