@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "offline_sync",
     "demo_project.catalog",
     "demo_project.crm",
+    "demo_project.offline_app",
 ]
 
 MIDDLEWARE = [
