@@ -8,12 +8,13 @@ Resolving needs the ``offline_sync.resolve_conflict`` permission and, to apply
 a change, the permission a push of it would need (``change`` or ``delete``).
 """
 
+import django
 from django.contrib import admin, messages
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.contenttypes.models import ContentType
 from django.core import checks
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -57,7 +58,8 @@ class ConflictStatusListFilter(admin.SimpleListFilter):
 class ConflictAdmin(admin.ModelAdmin):
     """Conflicts: a filtered list, a side-by-side page per conflict, and its resolution."""
 
-    list_display = ("entity", "object_id", "kind", "user", "device", "status", "detected_on", "resolution")
+    # Few, short columns, so the list fits a 1280 px screen beside the admin's sidebar.
+    list_display = ("record", "entity", "kind", "pushed_by", "detected_on", "outcome")
     list_filter = (
         ConflictStatusListFilter,
         "entity",
@@ -66,19 +68,32 @@ class ConflictAdmin(admin.ModelAdmin):
     )
     search_fields = ("=object_pk", "user__username", "device_id", "entity")
     search_help_text = "Record id (exact), user name, device id or entity."
-    list_select_related = ("user",)
+    list_select_related = ("user", "content_type")
     # Pending before resolved when the list shows both.
     ordering = ("status", "-detected_on", "-pk")
     actions = ["keep_server_version"]
     change_form_template = "offline_sync/admin/conflict.html"
 
-    @admin.display(description="object id", ordering="object_pk")
-    def object_id(self, conflict):
-        return conflict.object_pk
+    @admin.display(description="record", ordering="object_pk")
+    def record(self, conflict):
+        return conflict.record_label
 
-    @admin.display(description="device", ordering="device_id")
-    def device(self, conflict):
-        return conflict.device_id
+    @admin.display(description="pushed by", ordering="user")
+    def pushed_by(self, conflict):
+        return f"{conflict.user} ({conflict.device_id})" if conflict.device_id else str(conflict.user)
+
+    @admin.display(description="status", ordering="status")
+    def outcome(self, conflict):
+        if conflict.status == Conflict.Status.PENDING:
+            return conflict.get_status_display()
+        return f"{conflict.get_status_display()}: {conflict.get_resolution_display()}"
+
+    def get_changelist_instance(self, request):
+        """The list, with each conflict's record loaded in one query per model (for its name)."""
+        changelist = super().get_changelist_instance(request)
+        changelist.result_list = list(changelist.result_list)
+        attach_records(changelist.result_list, Conflict.objects.db)
+        return changelist
 
     # Permissions: viewing needs the view (or resolve) permission; nobody adds,
     # edits or deletes conflict rows; resolving needs resolve_conflict.
@@ -132,16 +147,24 @@ class ConflictAdmin(admin.ModelAdmin):
         current = conflicts.current_record(conflict, fmt, Conflict.objects.db)
         snapshot = conflict.server
         if pending:
+            # The client's change against the server now, beside the server at detection.
             diff = diff_for(conflict, entity, current)
             rows = format_diff(diff, [snapshot])
+            before = None
         else:
-            # Resolved: the conflict as it was (snapshot against client), then the result.
-            diff = diff_for(conflict, entity, snapshot)
-            rows = format_diff(diff, [conflict.resolved_record])
+            # Resolved: the client's change against the server just before resolution (at detection for
+            # conflicts resolved before that was kept), beside the server at detection and the result.
+            before = (conflict.server_before_resolution or {"record": snapshot})["record"]
+            diff = diff_for(conflict, entity, before)
+            rows = format_diff(diff, [snapshot, conflict.resolved_record])
         merge_possible = pending and not diff.server_deleted and not diff.client_deleted and bool(diff.differing)
+        attach_records([conflict], Conflict.objects.db)
         return {
             **self.admin_site.each_context(request),
-            "title": f"Conflict: {conflict.entity} {conflict.object_pk}",
+            "title": f"Conflict on {conflict.record_label}",
+            "record_label": conflict.record_label,
+            # Django 6 shows a change form's object tools (History) beside the title, outside the content.
+            "object_tools_in_content": django.VERSION < (6,),
             "subtitle": None,
             "opts": self.opts,
             "app_label": self.opts.app_label,
@@ -168,6 +191,8 @@ class ConflictAdmin(admin.ModelAdmin):
             "current": current,
             "server_version": current["version"] if current else None,
             "snapshot_version": snapshot["version"] if snapshot else None,
+            "before_recorded": conflict.server_before_resolution is not None,
+            "before_version": before["version"] if before else None,
             "base_version": conflict.client.get("base_version"),
             "changed_since_detection": pending and (current or {}).get("version") != (snapshot or {}).get("version"),
             "result_version": (conflict.resolved_record or {}).get("version"),
@@ -222,7 +247,7 @@ class ConflictAdmin(admin.ModelAdmin):
             self.message_user(request, f"This conflict was already resolved: {_how(conflict)}.", messages.WARNING)
             return page
 
-        obj, entity, record = conflict, entity_for(conflict, request), None
+        entity, record = entity_for(conflict, request), None
         if resolution == Conflict.Resolution.MERGE:
             current = conflicts.current_record(conflict, RecordFormat(entity.model, entity.fields), Conflict.objects.db)
             if (current or {}).get("version") != expect_version:
@@ -248,8 +273,9 @@ class ConflictAdmin(admin.ModelAdmin):
             self.message_user(request, f"Nothing was applied: {_describe(error.detail)}", messages.ERROR)
             return page
         label = Conflict.Resolution(resolution).label
-        self.log_change(request, obj, f"Resolved: {label}.")
-        self.message_user(request, f"Resolved {conflict.entity} {conflict.object_pk}: {label}.", messages.SUCCESS)
+        attach_records([conflict], Conflict.objects.db)
+        self.log_change(request, conflict, f"Resolved: {label}.")
+        self.message_user(request, f"Resolved the conflict on {conflict.record_label}: {label}.", messages.SUCCESS)
         return HttpResponseRedirect(self.get_admin_url(request, "changelist"))
 
     def get_merge_record(self, request, conflict, entity, current):
@@ -277,7 +303,9 @@ class ConflictAdmin(admin.ModelAdmin):
     def keep_server_version(self, request, queryset):
         """Resolve the selected pending conflicts by keeping the server's records; skip resolved ones."""
         resolved = skipped = 0
-        for conflict in queryset.select_related("content_type"):
+        selected = list(queryset.select_related("content_type"))
+        attach_records(selected, Conflict.objects.db)  # the log entries name the records
+        for conflict in selected:
             if conflict.status == Conflict.Status.RESOLVED:
                 skipped += 1
                 continue
@@ -338,6 +366,28 @@ class EntityConflictAdmin(ConflictAdmin):
                 )
             )
         return errors
+
+
+def attach_records(conflicts, using):
+    """Set each conflict's ``record_label``, how staff name its record (one query per model).
+
+    Its ``__str__`` ("Acme"), or "company 7 (deleted)" once it is gone (or its
+    id no longer fits the model's primary key). ``Conflict.__str__`` uses it.
+    """
+    wanted = {}
+    for conflict in conflicts:
+        model = conflict.content_type.model_class()
+        name = model._meta.verbose_name if model is not None else conflict.entity
+        conflict.record_label = f"{name} {conflict.object_pk} (deleted)"
+        try:
+            pk = model._meta.pk.to_python(conflict.object_pk)
+        except (AttributeError, ValidationError):
+            continue
+        wanted.setdefault(model, {}).setdefault(pk, []).append(conflict)
+    for model, by_pk in wanted.items():
+        for pk, record in model._base_manager.using(using).in_bulk(list(by_pk)).items():
+            for conflict in by_pk[pk]:
+                conflict.record_label = str(record)
 
 
 def diff_for(conflict, entity, server):

@@ -120,6 +120,7 @@ def resolve(
         exists = bool(versions)
         if expect_version is not ... and (versions[0] if exists else None) != expect_version:
             raise ConflictChanged()
+        before = current_record(conflict, fmt, using) if exists else None
         applies = resolution in ("client", "merge")
         if applies and exists and not rows.filter(**scope).exists():
             raise RecordsNotFound({conflict.entity: [pk]})
@@ -140,6 +141,7 @@ def resolve(
         conflict.status = Conflict.Status.RESOLVED
         conflict.resolution = resolution
         conflict.resolution_input = asked
+        conflict.server_before_resolution = {"record": before}
         conflict.resolved_record = current_record(conflict, fmt, using, scope)
         conflict.resolved_by = by
         conflict.resolved_on = timezone.now()

@@ -106,6 +106,9 @@ class Conflict(models.Model):
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
     # What was asked: the merge's field values, to tell a repeated request from another.
     resolution_input = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    # The server's record just before the resolution applied, as {"record": <wire format, or null if
+    # deleted>}: it may have changed since detection. Null for conflicts resolved before it was kept.
+    server_before_resolution = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     # The record after resolution (wire format); null if it ended deleted.
     resolved_record = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     resolved_by = models.ForeignKey(
@@ -119,4 +122,6 @@ class Conflict(models.Model):
         indexes = [models.Index(fields=["user", "endpoint", "status"], name="offline_sync_conflict_pending")]
 
     def __str__(self):
-        return f"{self.entity} {self.object_pk}: {self.kind} conflict ({self.status})"
+        # The admin sets record_label (the record's own __str__); it costs a query, so __str__ never reads it.
+        record = getattr(self, "record_label", None) or f"{self.entity} {self.object_pk}"
+        return f"{record}: {self.kind} conflict ({self.status})"

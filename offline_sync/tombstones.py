@@ -9,6 +9,7 @@ import contextvars
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
@@ -185,25 +186,34 @@ def record_deleted_instance(sender: type, instance: models.Model, using: str, **
     Tombstone.objects.using(using).bulk_create(_build(sender, [row], next_stamp(connections[using]), using, [data]))
 
 
-def purge(*, dry_run: bool = False, now=None, using: str = "default") -> int:
-    """Delete tombstones past ``TOMBSTONE_RETENTION``; return how many (would) go.
+class Purged(NamedTuple):
+    """What a purge deleted (or, in a dry run, would delete)."""
+
+    tombstones: int
+    answers: int  # push answers kept for retries of their sync_id
+
+
+def purge(*, dry_run: bool = False, now=None, using: str = "default") -> Purged:
+    """Delete tombstones and stored push answers past ``TOMBSTONE_RETENTION``; return how many (would) go.
 
     Raises the purge horizon to the newest purged stamp first, so a cursor
     that could have missed one of them answers 410 cursor_expired.
     """
     cutoff = (now or timezone.now()) - sync_settings.TOMBSTONE_RETENTION
     with transaction.atomic(using=using):
-        if not dry_run:
-            # Answers kept for retries live exactly as long as tombstones.
-            SyncRequest.objects.using(using).filter(created_on__lt=cutoff).delete()
+        # Answers kept for retries live exactly as long as tombstones.
+        answers = SyncRequest.objects.using(using).filter(created_on__lt=cutoff)
         expired = Tombstone.objects.using(using).filter(deleted_on__lt=cutoff)
+        if dry_run:
+            return Purged(expired.count(), answers.count())
+        answers_purged = answers.delete()[0]
         newest = expired.aggregate(newest=Max("sync_stamp"))["newest"]
-        if newest is None or dry_run:
-            return expired.count()
+        if newest is None:
+            return Purged(0, answers_purged)
         state, _ = SyncState.objects.using(using).select_for_update().get_or_create(pk=1)
         if newest > state.purge_horizon:
             SyncState.objects.using(using).filter(pk=1).update(purge_horizon=newest)
-        return expired.delete()[0]
+        return Purged(expired.delete()[0], answers_purged)
 
 
 def purge_horizon(using: str = "default") -> int:

@@ -590,7 +590,7 @@ class Purger:
         self.next_at = time.monotonic() + self.rng.uniform(1, 3)
         now = timezone.now() + sync_settings.TOMBSTONE_RETENTION - timedelta(seconds=PURGE_AGE)
         purged = tombstones.purge(now=now)
-        self.history.count("purged tombstones", purged)
+        self.history.count("purged tombstones", purged.tombstones)
         self.history.log(self.name, "purge", str(purged), f"horizon {tombstones.purge_horizon()}")
 
 

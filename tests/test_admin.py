@@ -6,14 +6,21 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib import admin as django_admin
+from django.contrib.admin import AdminSite
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.test import Client
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.urls import path
 from django.utils import timezone
 
+from offline_sync.admin import ConflictAdmin
 from offline_sync.diff import DELETED, NOT_SENT, diff_records, format_value
 from offline_sync.models import Conflict
+from tests import urls as test_urls
 from tests.testapp.models import Item, Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -129,7 +136,7 @@ def test_the_list_shows_pending_conflicts_and_filters_and_searches(alice, api, m
     assert listed(admin, "?q=items") == {mine.pk, bobs.pk}
 
     html = admin.get(ADMIN).content.decode()
-    for column in ("entity", "object id", "kind", "user", "device", "status", "detected on", "resolution"):
+    for column in ("record", "entity", "kind", "pushed by", "detected on", "status"):
         assert f">{column.capitalize()}<" in html.replace("</a>", "<"), column
     assert "tablet-7" in html
 
@@ -182,7 +189,7 @@ def test_keep_server_version_keeps_the_record_and_resolves(alice, staff):
     data = {"resolution": "server", "version": version_on(html)}
     response = admin.post(f"{resolve_url(conflict)}?_changelist_filters=entity%3Ditems", data, follow=True)
     assert response.redirect_chain[-1][0] == f"{ADMIN}?entity=items"
-    assert messages_of(response) == [("success", f"Resolved items {item.pk}: Keep server version.")]
+    assert messages_of(response) == [("success", "Resolved the conflict on server: Keep server version.")]
     conflict.refresh_from_db()
     assert (conflict.status, conflict.resolution, conflict.resolved_by) == ("resolved", "server", admin.user)
     assert (Item.objects.get(pk=item.pk).name, Item.objects.get(pk=item.pk).version) == ("server", 2)
@@ -197,7 +204,7 @@ def test_apply_client_version_writes_the_clients_change(alice, staff):
     conflict = conflict_on(alice, item, name="client")
     admin = staff()
     response = post(admin, conflict, "client", version_on(shown(admin, conflict)))
-    assert messages_of(response) == [("success", f"Resolved items {item.pk}: Apply client version.")]
+    assert messages_of(response) == [("success", "Resolved the conflict on client: Apply client version.")]
     item.refresh_from_db()
     assert (item.name, item.category, item.version) == ("client", "kept", 3)
     conflict.refresh_from_db()
@@ -211,7 +218,7 @@ def test_merge_takes_each_field_from_the_chosen_side(alice, staff):
     admin = staff()
     html = shown(admin, conflict)
     response = post(admin, conflict, "merge", version_on(html), name="client", category="server", price="client")
-    assert messages_of(response) == [("success", f"Resolved items {item.pk}: Merge.")]
+    assert messages_of(response) == [("success", "Resolved the conflict on client name: Merge.")]
     item.refresh_from_db()
     assert (item.name, item.category, str(item.price), item.version) == ("client name", "server cat", "9.00", 3)
     conflict.refresh_from_db()
@@ -305,7 +312,8 @@ def test_a_resolved_conflict_shows_its_outcome_without_buttons(alice, staff):
     assert "Apply client version" in html
     assert "<td>staff</td>" in html
     assert "Result (version 3)" in html
-    assert [text for _, text in row(html, "name")[1]] == ["server", "client", "client"]
+    # Server just before resolution, server at detection, client, result.
+    assert [text for _, text in row(html, "name")[1]] == ["server", "server", "client", "client"]
     assert 'name="resolution"' not in html
     assert '<input type="submit"' not in html
     # Posting again does not apply anything twice.
@@ -313,6 +321,58 @@ def test_a_resolved_conflict_shows_its_outcome_without_buttons(alice, staff):
     assert messages_of(response)[0][0] == "warning"
     assert "already resolved" in messages_of(response)[0][1]
     assert Item.objects.get(pk=item.pk).version == 3
+
+
+def test_the_resolved_page_shows_the_server_as_it_was_just_before_resolution(alice, staff):
+    item = changed_item(name="at detection", category="kept")
+    conflict = conflict_on(alice, item, name="client")
+    Item.objects.filter(pk=item.pk).update(name="changed since")  # version 3, after the detection
+    admin = staff()
+    post(admin, conflict, "client", "3")
+    html = shown(admin, conflict)
+    assert "Server just before resolution (version 3)" in html
+    assert "Server at detection (version 2)" in html
+    assert [text for _, text in row(html, "name")[1]] == ["changed since", "at detection", "client", "client"]
+    conflict.refresh_from_db()
+    assert conflict.server_before_resolution["record"]["name"] == "changed since"
+
+
+def test_records_are_named_by_their_str_in_the_list_the_page_and_the_messages(alice, bob, api, make_user, staff):
+    kettle, lamp = changed_item(name="Kettle"), changed_item(name="Lamp")
+    on_kettle, on_lamp = conflict_on(alice, kettle, name="x"), conflict_on(bob, lamp, name="y")
+    conflict_on(api(make_user("carol", perms="all")), kettle, name="z")  # two conflicts on one record
+    lamp_pk = lamp.pk
+    lamp.delete()
+    admin = staff()
+    with CaptureQueriesContext(connection) as queries:
+        html = admin.get(ADMIN).content.decode()
+    assert html.count(">Kettle</a>") == 2
+    assert f">item {lamp_pk} (deleted)</a>" in html
+    # The records are loaded once per model, not once per row.
+    assert sum(f'"{Item._meta.db_table}"' in q["sql"] for q in queries.captured_queries) == 1
+    page = shown(admin, on_kettle)
+    assert "<title>Conflict on Kettle |" in page
+    assert "Kettle: modified conflict (pending)" in re.search(r'class="breadcrumbs">(.*?)</(div|ol)>', page, re.S)[1]
+    assert f"Kettle</a> (id {kettle.pk})" in page
+    assert "<h1>Conflict on item" in shown(admin, on_lamp)
+    assert messages_of(post(admin, on_kettle, "server", "2")) == [
+        ("success", "Resolved the conflict on Kettle: Keep server version.")
+    ]
+
+
+def test_when_the_client_deleted_the_main_button_keeps_the_server_version(alice, bob, staff):
+    item = changed_item(name="server")
+    body = push(alice, {"items": {"deleted": [{"id": item.pk, "base_version": 1}]}})
+    conflict = Conflict.objects.get(pk=body["conflicts"][0]["conflict_id"])
+    html = shown(admin := staff(), conflict)
+    assert '<input type="submit" class="default" value="Keep server version">' in html
+    assert '<input type="submit" class="conflict-destructive" value="Apply client version: delete the record">' in html
+    assert html.count('class="default"') == 1
+    # A change (not a deletion) keeps "Apply client version" as the main button.
+    other = conflict_on(bob, changed_item(name="other"), name="client")
+    html = shown(admin, other)
+    assert '<input type="submit" class="default" value="Apply client version">' in html
+    assert html.count('class="default"') == 1
 
 
 def test_the_bulk_action_keeps_the_server_version_and_skips_resolved_ones(alice, api, make_user, staff):
@@ -432,3 +492,147 @@ def test_applying_a_change_needs_the_permission_a_push_would_need(alice, staff):
     assert Item.objects.get(pk=item.pk).name == "server"
     response = post(resolver, conflict, "server", version_on(shown(resolver, conflict)))
     assert messages_of(response)[0][0] == "success"
+
+
+def test_the_admin_index_says_how_many_conflicts_are_pending(alice, bob, staff, admin_user, monkeypatch):
+    monkeypatch.setattr(django_admin.site, "index_template", "offline_sync/admin/index.html")
+    conflict_on(alice, changed_item(name="a"), name="x")
+    done = conflict_on(bob, changed_item(name="b"), name="y")
+    Conflict.objects.create(  # a conflict on another model: in the overall list, not in the items' one
+        user=alice.user,
+        endpoint="/sync/notes-lww/",
+        entity="notes",
+        content_type=ContentType.objects.get_for_model(Note),
+        object_pk="1",
+        kind="modified",
+        client={"id": 1, "base_version": 1, "text": "client"},
+        server=None,
+    )
+    post(staff(), done, "server", "2")
+
+    html = staff("viewer").get("/admin/").content.decode()
+    assert '<a href="/admin/offline_sync/conflict/">Conflicts</a>: <strong>2 pending</strong>' in html
+    assert '<a href="/admin/testapp/conflictingitem/">Conflicting items</a>: <strong>1 pending</strong>' in html
+    # Staff who may not view conflicts are not told about them.
+    html = staff("outsider", perms=("change_item",)).get("/admin/").content.decode()
+    assert "Sync conflicts" not in html
+    assert "pending" not in html
+
+
+class BrandedAdminSite(AdminSite):
+    """A project's own site, keeping the default name "admin" (AdminSite() without name=), as admin.site."""
+
+    index_template = "offline_sync/admin/index.html"
+
+
+branded = BrandedAdminSite()
+branded.register(Conflict, ConflictAdmin)
+# Served instead of admin.site, on which offline_sync and testapp still register their models.
+urlpatterns = [path("branded/", branded.urls), *test_urls.urlpatterns[1:]]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_the_index_count_comes_from_the_site_that_serves_the_index(alice, staff):
+    conflict_on(alice, changed_item(name="a"), name="x")
+    response = staff().get("/branded/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<a href="/branded/offline_sync/conflict/">Conflicts</a>: <strong>1 pending</strong>' in html
+    assert "Conflicting items" not in html  # registered on admin.site only
+
+
+def test_the_index_count_works_without_the_request_context_processor(alice, staff, monkeypatch, settings):
+    """The admin runs without context_processors.request (check admin.W411 is only a warning)."""
+    monkeypatch.setattr(django_admin.site, "index_template", "offline_sync/admin/index.html")
+    conflict_on(alice, changed_item(name="a"), name="x")
+    admin = staff()
+    options = settings.TEMPLATES[0]["OPTIONS"]
+    processors = [p for p in options["context_processors"] if p != "django.template.context_processors.request"]
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "OPTIONS": {**options, "context_processors": processors}}]
+    response = admin.get("/admin/")
+    assert response.status_code == 200
+    assert "<strong>1 pending</strong>" in response.content.decode()
+
+
+def test_the_conflict_page_uses_the_admins_own_breadcrumbs_and_one_history_button(alice, staff):
+    """Django 6 marks breadcrumbs up as <ol> (5.2: <div>) and shows the object tools beside the title."""
+    conflict = conflict_on(alice, changed_item(name="Kettle"), name="x")
+    admin = staff()
+    stock = admin.get("/admin/testapp/item/").content.decode()
+    html = shown(admin, conflict)
+
+    def breadcrumbs_tag(page):
+        return re.search(r'<(\w+) class="breadcrumbs">', page)[1]
+
+    assert breadcrumbs_tag(html) == breadcrumbs_tag(stock)
+    assert html.count('class="object-tools"') == 1
+    assert f"/admin/offline_sync/conflict/{conflict.pk}/history/" in html
+
+
+def test_one_conflict_with_an_unparsable_object_pk_does_not_break_the_list(alice, staff):
+    """E.g. conflicts kept from before the model's primary key changed type."""
+    conflict_on(alice, changed_item(name="fine"), name="x")
+    Conflict.objects.create(
+        user=alice.user,
+        endpoint="/sync/items-cd/",
+        entity="items",
+        content_type=ContentType.objects.get_for_model(Item),
+        object_pk="not-a-number",
+        kind="modified",
+        client={"id": "not-a-number", "base_version": 1},
+        server=None,
+    )
+    response = staff().get(ADMIN)
+    assert response.status_code == 200
+    assert ">fine</a>" in response.content.decode()
+    assert ">item not-a-number (deleted)</a>" in response.content.decode()
+
+
+def api_resolve(client, conflict_id, resolution, record=None):
+    body = {"resolution": resolution, **({"record": record} if record is not None else {})}
+    return client.post(f"/sync/conflicts/{conflict_id}/resolve/", body, format="json")
+
+
+def test_the_api_records_the_server_before_a_merge(alice):
+    item = changed_item(name="a", category="c")
+    conflict = conflict_on(alice, item, name="client")
+    Item.objects.filter(pk=item.pk).update(category="since")  # version 3
+    assert api_resolve(alice, conflict.pk, "merge", {"name": "merged"}).status_code == 200
+    conflict.refresh_from_db()
+    before = conflict.server_before_resolution["record"]
+    assert (before["version"], before["name"], before["category"]) == (3, "a", "since")
+    assert conflict.resolved_record["version"] == 4
+
+
+def test_the_api_records_the_server_before_applying_a_deletion(alice):
+    item = changed_item(name="a")
+    body = push(alice, {"items": {"deleted": [{"id": item.pk, "base_version": 1}]}})
+    conflict_id = body["conflicts"][0]["conflict_id"]
+    assert api_resolve(alice, conflict_id, "client").json()["record"] is None
+    conflict = Conflict.objects.get(pk=conflict_id)
+    assert conflict.server_before_resolution["record"]["name"] == "a"
+    assert conflict.resolved_record is None
+
+
+def test_restoring_a_record_deleted_since_detection_records_it_deleted_before(alice, staff):
+    item = changed_item(name="a")
+    conflict = conflict_on(alice, item, name="revived")
+    Item.objects.filter(pk=item.pk).delete()
+    assert api_resolve(alice, conflict.pk, "client").status_code == 200
+    conflict.refresh_from_db()
+    assert conflict.server_before_resolution == {"record": None}
+    html = shown(staff(), conflict)
+    assert "Server just before resolution (deleted)" in html
+    assert [t for _, t in row(html, "name")[1]] == ["deleted", "a", "revived", "revived"]
+
+
+def test_a_conflict_resolved_before_that_was_kept_shows_the_detection_snapshot(alice, staff):
+    item = changed_item(name="at detection")
+    conflict = conflict_on(alice, item, name="client")
+    Item.objects.filter(pk=item.pk).update(name="changed since")
+    admin = staff()
+    post(admin, conflict, "client", "3")
+    Conflict.objects.filter(pk=conflict.pk).update(server_before_resolution=None)  # as rows resolved before 0003
+    html = shown(admin, conflict)
+    assert "Server just before resolution (not kept: as at detection, version 2)" in html
+    assert [t for _, t in row(html, "name")[1]] == ["at detection", "at detection", "client", "client"]

@@ -11,6 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# It runs on SQLite files of its own, never the test database: the PostgreSQL passes leave it out.
+pytestmark = pytest.mark.own_sqlite
+
 SETTINGS = """
 INSTALLED_APPS += ["rest_framework", "django_filters", "offline_sync", "inventory"]
 """

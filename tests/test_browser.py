@@ -87,7 +87,7 @@ def open_conflict(page, conflict):
     page.fill("#id_username", "staff")
     page.fill("#id_password", "pw")
     page.click("input[type=submit]")
-    page.locator("#result_list").get_by_role("link", name="items", exact=True).click()
+    page.locator("#result_list").get_by_role("link", name="Kettle (server)", exact=True).click()
     page.wait_for_url(f"**/admin/offline_sync/conflict/{conflict.pk}/change/")
     name = page.locator("tr[data-field=name]")
     assert "conflict-differs" in name.get_attribute("class")
@@ -106,7 +106,7 @@ def test_apply_client_version(page, staff, conflict):
     page.wait_for_url("**/admin/offline_sync/conflict/")
     assert (
         page.locator(".messagelist .success").inner_text()
-        == f"Resolved items {conflict.object_pk}: Apply client version."
+        == "Resolved the conflict on Kettle (client): Apply client version."
     )
     item = Item.objects.get(pk=conflict.object_pk)
     assert (item.name, item.category, item.version) == ("Kettle (client)", "<b>tea</b>", 3)
@@ -138,3 +138,42 @@ def test_a_record_changed_while_the_page_is_open_applies_nothing(page, staff, co
     # The page now shows the new server version.
     assert page.locator("tr[data-field=name] td").first.inner_text() == "Kettle (changed again)"
     assert pending_in_list(page) == 1
+
+
+def test_the_resolution_buttons_stay_in_view_at_1280_px(page, staff, conflict):
+    """However long the page, the choices stay on screen: a short window, at the top and at the bottom."""
+    page.set_viewport_size({"width": 1280, "height": 560})
+    open_conflict(page, conflict)
+    in_view = """e => { const r = e.getBoundingClientRect();
+        return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; }"""
+    for scroll in ("0", "document.body.scrollHeight"):
+        page.evaluate(f"window.scrollTo(0, {scroll})")
+        for name in ("Keep server version", "Apply client version", "Merge chosen values"):
+            assert page.get_by_role("button", name=name).evaluate(in_view), (name, scroll)
+
+
+def test_the_conflict_page_breadcrumbs_look_like_the_admins(page, staff, conflict):
+    open_conflict(page, conflict)
+    style = "e => { const s = getComputedStyle(e); return [s.backgroundColor, s.paddingLeft]; }"
+    ours = page.locator(".breadcrumbs").evaluate(style)
+    page.goto("/admin/testapp/item/")
+    assert ours == page.locator(".breadcrumbs").evaluate(style)
+
+
+def test_the_conflict_list_fits_1280_px(page, staff, api, make_user):
+    item = Item.objects.create(name="An electric kettle with a long descriptive product name")
+    item.save()
+    alice = api(make_user("alice.longname@example.com", perms="all"))
+    change = {"id": item.pk, "base_version": 1, "name": "client"}
+    device = "android-" + uuid.uuid4().hex
+    body = {"sync_id": str(uuid.uuid4()), "device_id": device, "changes": {"items": {"modified": [change]}}}
+    assert alice.post("/sync/items-cd/", body, format="json").json()["conflicts"]
+    page.goto("/admin/offline_sync/conflict/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    scroll_width, client_width = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert scroll_width <= client_width

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# It runs on SQLite files of its own, never the test database: the PostgreSQL passes leave it out.
+pytestmark = pytest.mark.own_sqlite
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -1,5 +1,6 @@
 """Read-Only and Read-Only Optimized sync over HTTP (protocol section 3)."""
 
+import io
 import re
 from datetime import timedelta
 
@@ -8,7 +9,8 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from offline_sync.models import Tombstone
+from offline_sync.models import SyncRequest, Tombstone
+from tests.helpers import push
 from tests.sync_client import Replica
 from tests.testapp.models import Item, Note
 
@@ -17,6 +19,7 @@ from tests.testapp.models import Item, Note
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ITEMS = "/sync/items/"
+LWW = "/sync/items-lww/"
 
 
 def test_full_pull_sends_the_records_in_wire_format(api):
@@ -180,6 +183,26 @@ def test_purge_expires_older_cursors_only(api):
     assert expired.json()["error"] == "cursor_expired"
     assert client.get(ITEMS, {"since": fresh_cursor}).status_code == 200
     assert client.get(ITEMS).status_code == 200
+
+
+def test_purge_dry_run_counts_tombstones_and_stored_answers_and_deletes_nothing(alice):
+    client = alice
+    for name in "abc":
+        Item.objects.create(name=name).delete()
+    for n in range(2):
+        assert push(client, LWW, {"items": {"added": [{"local_id": "x", "name": f"new {n}"}]}}).status_code == 200
+    old = timezone.now() - timedelta(days=31)
+    Tombstone.objects.update(deleted_on=old)
+    SyncRequest.objects.update(created_on=old)
+    assert push(client, LWW, {"items": {"added": [{"local_id": "x", "name": "recent"}]}}).status_code == 200
+
+    out = io.StringIO()
+    call_command("purge_tombstones", "--dry-run", stdout=out)
+    assert "Would purge 3 tombstone(s) and 2 stored push answer(s)" in out.getvalue()
+    assert (Tombstone.objects.count(), SyncRequest.objects.count()) == (3, 3)
+    call_command("purge_tombstones", stdout=out)
+    assert "Purged 3 tombstone(s) and 2 stored push answer(s)" in out.getvalue()
+    assert (Tombstone.objects.count(), SyncRequest.objects.count()) == (0, 1)
 
 
 def test_purge_keeps_tombstones_within_retention(api):

@@ -17,6 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# It runs on SQLite files of its own, never the test database: the PostgreSQL passes leave it out.
+pytestmark = pytest.mark.own_sqlite
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"^( *)```(\w+)\n(.*?)^\1```$", re.DOTALL | re.MULTILINE)
 FILE_COMMENT = re.compile(r"# (?P<path>[\w/]+\.py)(?P<append>: add at the end)?$")

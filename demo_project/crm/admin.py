@@ -24,3 +24,7 @@ class ContactAdmin(admin.ModelAdmin):
 @admin.register(ConflictingCompany)
 class ConflictingCompanyAdmin(EntityConflictAdmin):
     synced_model = Company
+
+
+# The admin index says how many sync conflicts are pending.
+admin.site.index_template = "offline_sync/admin/index.html"

@@ -5,7 +5,7 @@ from offline_sync.models import Conflict, SyncModel
 
 
 class Company(SyncModel):
-    """Shared by every user with the model permissions (PROTOCOL.md section 8)."""
+    """Shared by every user with the model permissions (docs/protocol.md section 8)."""
 
     name = models.CharField(max_length=200)
     address = models.CharField(max_length=300, blank=True)
@@ -19,7 +19,7 @@ class Company(SyncModel):
 
 
 class Contact(SyncModel):
-    """A company's contact, private to its owner (PROTOCOL.md section 8): the server sets ``owner``."""
+    """A company's contact, private to its owner (docs/protocol.md section 8): the server sets ``owner``."""
 
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)

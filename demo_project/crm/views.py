@@ -29,3 +29,13 @@ class CompanyContactsView(LastWriteWinsSyncView):
         SyncEntity("contacts", Contact, scope=lambda request: {"owner": request.user}),
     ]
     throttle_scope = "sync"
+
+
+class CompanyContactsConflictDetectionView(ConflictDetectionSyncView):
+    """`/api/sync/crm/`: one-to-many as `/api/sync/company-contacts/`, with conflict detection (the offline web app's).
+
+    An edit made on a stale version (staff changed the company in the admin meanwhile, say) becomes a conflict.
+    """
+
+    entities = CompanyContactsView.entities
+    throttle_scope = "sync"

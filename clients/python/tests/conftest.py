@@ -69,7 +69,7 @@ from django.utils import timezone
 from offline_sync import tombstones
 from offline_sync.models import Tombstone
 Tombstone.objects.update(deleted_on=timezone.now() - timedelta(days=365))
-print(tombstones.purge())
+print(tombstones.purge().tombstones)
 """
 
 

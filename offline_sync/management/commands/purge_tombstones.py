@@ -6,8 +6,8 @@ from offline_sync.tombstones import purge
 
 class Command(BaseCommand):
     help = (
-        "Delete deletion tombstones older than OFFLINE_SYNC['TOMBSTONE_RETENTION']. Clients whose cursor "
-        "predates a purged tombstone get 410 cursor_expired and pull in full. Run it daily (cron)."
+        "Delete deletion tombstones and stored push answers older than OFFLINE_SYNC['TOMBSTONE_RETENTION']. "
+        "Clients whose cursor predates a purged tombstone get 410 cursor_expired and pull in full. Run it daily (cron)."
     )
 
     def add_arguments(self, parser):
@@ -15,6 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--database", default="default", help="Database alias (default: %(default)s).")
 
     def handle(self, *args, dry_run, database, **options):
-        count = purge(dry_run=dry_run, using=database)
+        purged = purge(dry_run=dry_run, using=database)
         verb = "Would purge" if dry_run else "Purged"
-        self.stdout.write(f"{verb} {count} tombstone(s) older than {sync_settings.TOMBSTONE_RETENTION}.")
+        self.stdout.write(
+            f"{verb} {purged.tombstones} tombstone(s) and {purged.answers} stored push answer(s) "
+            f"older than {sync_settings.TOMBSTONE_RETENTION}."
+        )

@@ -81,10 +81,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, base_url, **options):
-        if not settings.DEBUG:
+        if not getattr(settings, "DEMO_KNOWN_PASSWORD_USERS", settings.DEBUG):
             raise CommandError(
                 "load_demo_data creates users with well-known passwords (admin/admin, mobile/mobile); "
-                "it only runs with DJANGO_DEBUG=1 (development only)."
+                "it only runs with DJANGO_DEBUG=1 (development only), or with DEMO_KNOWN_PASSWORD_USERS=1 "
+                "for a demo served on this machine only (scripts/serve)."
             )
         with transaction.atomic():
             # The demo's users are made on the first run: later runs (each `scripts/demo` start) put the users
