@@ -591,7 +591,7 @@ class Purger:
         now = timezone.now() + sync_settings.TOMBSTONE_RETENTION - timedelta(seconds=PURGE_AGE)
         purged = tombstones.purge(now=now)
         self.history.count("purged tombstones", purged.tombstones)
-        self.history.log(self.name, "purge", str(purged), f"horizon {tombstones.purge_horizon()}")
+        self.history.log(self.name, "purge", str(purged.tombstones), f"horizon {tombstones.purge_horizon()}")
 
 
 class Checker:
