@@ -55,9 +55,11 @@ def test_a_small_push_runs_its_statements_once(device):
         "changes": {"items": {"modified": [{"id": pk, "name": f"renamed {pk}"} for pk in pks]}},
     }
     sql = statements(lambda: device.post("/sync/items-lww/", json.dumps(body), content_type="application/json"))
-    # Token; the transaction with its sync_id claim; permissions; horizon; the rows' versions; the stamp; one
-    # UPDATE for the rows; the stored outcome; the answer (watermark, records, tombstones + horizon); commit.
-    assert len(sql) == 15, sql
+    # Token; BEGIN (a savepoint under the test's transaction); the sync_id claim (no savepoint); permissions;
+    # horizon; the rows' versions; the stamp; one UPDATE for the rows; the stored outcome; the answer
+    # (watermark, records, tombstones + horizon); COMMIT.
+    assert len(sql) == 13, sql
+    assert "offline_sync_syncrequest" in sql[2]  # right after the transaction's start: no savepoint of its own
     assert sum("auth_permission" in s for s in sql) == 1
 
 
