@@ -88,3 +88,11 @@ def test_other_authentication_backends_are_asked_as_django_asks_them(make_user, 
 class EveryoneViewsItems(ModelBackend):
     def _get_user_permissions(self, user_obj):
         return Permission.objects.filter(codename="view_item")
+
+
+def test_a_page_after_a_position_reads_a_range_of_the_stamp_index(device):
+    """``stamp > s OR (stamp = s AND id > k)`` alone makes PostgreSQL walk the index from its start."""
+    cursor = device.get("/sync/items/", {"limit": 5}).json()["cursor"]
+    sql = statements(lambda: device.get("/sync/items/", {"limit": 5, "since": cursor}))
+    records = next(s for s in sql if "testapp_item" in s and "sync_stamp" in s)
+    assert '"testapp_item"."sync_stamp" >= ' in records.split(" OR ")[0]
