@@ -34,6 +34,7 @@ def main(bench_class, doc, argv=None, *, repeat=5, profile_help="print a cProfil
         "--repeat", type=int, default=repeat, help=f"timed runs per figure, best kept (default {repeat})"
     )
     parser.add_argument("--profile", action="store_true", help=profile_help)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs: a quick look while working")
     args = parser.parse_args(argv)
     if "DATABASE_URL" not in os.environ:
         parser.error("set DATABASE_URL to a fresh database (scripts/bench does)")
@@ -42,7 +43,7 @@ def main(bench_class, doc, argv=None, *, repeat=5, profile_help="print a cProfil
     import django
 
     django.setup()
-    bench_class(args.repeat).run(profile=args.profile)
+    bench_class(args.repeat, args.quick).run(profile=args.profile)
 
 
 class Bench:
@@ -52,7 +53,7 @@ class Bench:
     username = "bench"
     permissions = ("view_item",)
 
-    def __init__(self, repeat):
+    def __init__(self, repeat, quick=False):
         from django.core.management import call_command
         from django.db import connection
         from django.test.utils import setup_test_environment
@@ -60,6 +61,7 @@ class Bench:
         from tests.testapp.models import Item
 
         self.repeat = repeat
+        self.quick = quick
         self.rows = []  # (figure, value, ratio, target, result)
         self.Item = Item
         self.connection = connection
@@ -95,9 +97,10 @@ class Bench:
             import sqlite3
 
             database = f"SQLite {sqlite3.sqlite_version} (file)"
+        quick = "; --quick" if self.quick else ""
         return (
             f"{database}; Python {platform.python_version()}, Django {django.get_version()}, "
-            f"DRF {rest_framework.VERSION}; {os.cpu_count()} CPUs; best of {self.repeat} after a warm-up{extra}"
+            f"DRF {rest_framework.VERSION}; {os.cpu_count()} CPUs; best of {self.repeat} after a warm-up{extra}{quick}"
         )
 
     def print_table(self, legend):

@@ -17,10 +17,34 @@ column names, is the caller's to say (``options``, the model's ``SyncOptions``).
 from typing import NamedTuple
 
 from django.db import NotSupportedError, models, transaction
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from .options import SyncOptions
 from .stamps import next_stamp
+
+
+class InArray(models.Func):
+    """``field IN values`` as a filter; on PostgreSQL ``= ANY()`` of one array parameter.
+
+    Django binds one parameter per value, and psycopg then parses the query
+    for each placeholder: a tenth of a 10,000-record push's time.
+    """
+
+    output_field = models.BooleanField()
+    conditional = True
+
+    def __init__(self, field: models.Field, values) -> None:
+        super().__init__(models.F(field.name))
+        self.target, self.values = field, list(values)
+
+    def as_sql(self, compiler, connection):
+        return compiler.compile(In(self.source_expressions[0], self.values))
+
+    def as_postgresql(self, compiler, connection):
+        column, params = compiler.compile(self.source_expressions[0])
+        values = [self.target.get_db_prep_value(value, connection) for value in self.values]
+        return f"{column} = ANY(%s::{self.target.rel_db_type(connection)}[])", [*params, values]
 
 
 def insert_rows(model: type, rows: list, *, connection, options: SyncOptions | None = None) -> list:

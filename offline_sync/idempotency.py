@@ -3,6 +3,9 @@
 The claim is a row under a unique ``(user, sync_id)`` constraint. A retry that
 arrives while the first try runs blocks on that constraint until the first
 commits (then it replays the stored outcome) or rolls back (then it applies).
+The row is inserted unless the pair is taken (``ON CONFLICT DO NOTHING``, on
+SQLite ``INSERT OR IGNORE``): one statement, where catching the constraint's
+error would need a savepoint around the INSERT, two more round trips a push.
 """
 
 import hashlib
@@ -10,7 +13,9 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import connections
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 
 from .exceptions import SyncIdReused
 from .models import SyncRequest
@@ -26,10 +31,12 @@ def body_hash(body: dict) -> str:
 class Claim:
     """A new push: this transaction holds its ``sync_id``; ``store()`` keeps the outcome for retries."""
 
-    row: SyncRequest
+    row: SyncRequest  # as inserted (its pk is not read back)
+    using: str
 
     def store(self, outcome: dict) -> None:
-        SyncRequest.objects.using(self.row._state.db).filter(pk=self.row.pk).update(outcome=outcome)
+        rows = SyncRequest.objects.using(self.using).filter(user_id=self.row.user_id, sync_id=self.row.sync_id)
+        rows.update(outcome=outcome)
 
 
 @dataclass
@@ -46,13 +53,23 @@ def claim(*, user, sync_id: uuid.UUID, endpoint: str, body: dict, using: str) ->
     sync_id was used with another body or on another endpoint.
     """
     digest = body_hash({**body, "sync_id": str(sync_id)})  # the UUID, however it was spelled
-    try:
-        with transaction.atomic(using=using):
-            return Claim(
-                SyncRequest.objects.using(using).create(user=user, sync_id=sync_id, endpoint=endpoint, body_hash=digest)
-            )
-    except IntegrityError:
-        earlier = SyncRequest.objects.using(using).get(user=user, sync_id=sync_id)
+    row = SyncRequest(user=user, sync_id=sync_id, endpoint=endpoint, body_hash=digest)
+    if _insert_unless_taken(row, using):
+        return Claim(row, using)
+    earlier = SyncRequest.objects.using(using).get(user=user, sync_id=sync_id)
     if (earlier.endpoint, earlier.body_hash) != (endpoint, digest):
         raise SyncIdReused()
     return Replay(earlier.outcome)
+
+
+def _insert_unless_taken(row: SyncRequest, using: str) -> bool:
+    """INSERT ``row`` unless its ``(user, sync_id)`` is taken; True if it was inserted.
+
+    Like the INSERT it replaces, it waits for a running transaction that holds the pair.
+    """
+    query = InsertQuery(SyncRequest, on_conflict=OnConflict.IGNORE)
+    query.insert_values([f for f in SyncRequest._meta.concrete_fields if not f.primary_key], [row])
+    with connections[using].cursor() as cursor:
+        for sql, params in query.get_compiler(using=using).as_sql():
+            cursor.execute(sql, params)
+        return cursor.rowcount == 1

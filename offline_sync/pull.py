@@ -7,6 +7,7 @@ cursor it returns (see stamps.py).
 """
 
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import NamedTuple
 
 from django.db import connections
@@ -18,7 +19,10 @@ from .cursors import EXPIRED, Position
 from .exceptions import CursorExpired
 from .records import format_datetime
 from .stamps import watermark
+from .tables import SyncState
 from .tombstones import purge_horizon
+
+_position = itemgetter(0, 1, 2)  # a Change's (stamp, rank, key): the stream's order
 
 
 class Change(NamedTuple):
@@ -51,8 +55,9 @@ class Page:
         }
 
 
-def check_not_expired(since, using):
-    if since is not None and since.needs_since <= purge_horizon(using):
+def check_not_expired(since, using, horizon=None):
+    """Raise ``CursorExpired`` if tombstones ``since`` needs may have been purged (``horizon``: read already)."""
+    if since is not None and since.needs_since <= (purge_horizon(using) if horizon is None else horizon):
         raise CursorExpired()
 
 
@@ -75,16 +80,19 @@ def pull(entities, since=None, limit=1000, *, using=None, primary=None):
         return pull(entities, since, limit, using=primary)
     items = []  # Change
     below = Q(sync_stamp__lt=upper)
+    horizon = None
     for entity in entities:
         if since is None:
             items += _full_records(entity, below, limit, using)
         else:
             items += _changed_records(entity, since.after(entity.records_rank) & below, limit, using)
-            items += _tombstones(entity, since.after(entity.tombstones_rank, key_field="id") & below, limit, using)
-    # Checked after reading: a purge that committed meanwhile (and took
-    # tombstones this pull did not see) has raised the horizon by now.
-    check_not_expired(since, using)
-    items.sort(key=lambda item: item[:3])
+            # The purge horizon is read with the last tombstones, in their statement: a purge that
+            # committed before it (and took tombstones this pull did not see) has raised it by then.
+            where = since.after(entity.tombstones_rank, key_field="id") & below
+            tombstones, horizon = _tombstones(entity, where, limit, using, horizon=entity is entities[-1])
+            items += tombstones
+    check_not_expired(since, using, horizon)
+    items.sort(key=_position)
     has_more = len(items) > limit
     items = items[:limit]
     if has_more:
@@ -101,13 +109,15 @@ def pull(entities, since=None, limit=1000, *, using=None, primary=None):
         sent = own
         if not has_more:  # after every other change: they come last in the order too
             room = limit - len(items)
-            mine = sorted(_own_changes(entities, own, room, using), key=lambda item: item[:3])
+            mine = sorted(_own_changes(entities, own, room, using), key=_position)
             has_more, mine = len(mine) > room, mine[:room]
             items += mine
             if mine:
                 sent = replace(own, own_source=mine[-1].rank, own_key=mine[-1].key)
         position = replace(position, own=sent.own, own_source=sent.own_source, own_key=sent.own_key)
-    changes = {entity.name: _entity_changes(entity, items) for entity in entities}
+    # A full pull without a push's own changes has each record once, and no deletion.
+    unique = since is None and own is None
+    changes = {entity.name: _entity_changes(entity, items, using, unique=unique) for entity in entities}
     return Page(
         full=since is None,
         changes=changes,
@@ -144,15 +154,15 @@ def _own_changes(entities, own, limit, using):
             items += _changed_records(entity, records, limit, using)
         deletions = own.own_after(entity.tombstones_rank, key_field="id")
         if deletions is not None:
-            items += _tombstones(entity, deletions, limit, using)
+            items += _tombstones(entity, deletions, limit, using)[0]
     return items
 
 
 def _full_records(entity, where, limit, using):
     rank, index = entity.records_rank, entity.index
-    columns = ["sync_stamp", *entity.format.columns]
+    columns = ["sync_stamp", *entity.format.wire_columns(connections[using])[0]]
     rows = entity.subset.using(using).filter(where).order_by("sync_stamp", "pk").values_list(*columns)[: limit + 1]
-    pk_at = columns.index("pk")
+    pk_at = 1 + entity.format.columns.index("pk")
     return [Change(row[0], rank, row[pk_at], index, "record", row[pk_at], row[1:]) for row in rows]
 
 
@@ -168,16 +178,16 @@ def _changed_records(entity, where, limit, using):
         rows = rows.annotate(_in_subset=Value(True))
     else:
         rows = rows.annotate(_in_subset=Exists(entity.subset.using(using).filter(pk=OuterRef("pk"))))
-    columns = ["sync_stamp", "_in_subset", *entity.format.columns]
+    columns = ["sync_stamp", "_in_subset", *entity.format.wire_columns(connections[using])[0]]
     rows = rows.order_by("sync_stamp", "pk").values_list(*columns)[: limit + 1]
-    pk_at = columns.index("pk")
+    pk_at = 2 + entity.format.columns.index("pk")
     return [
         Change(row[0], rank, row[pk_at], index, "record" if row[1] else "left", row[pk_at], row[2:]) for row in rows
     ]
 
 
-def _tombstones(entity, where, limit, using):
-    """Tombstones matching the caller's scope (``where``).
+def _tombstones(entity, where, limit, using, *, horizon=False):
+    """Tombstones matching the caller's scope (``where``), and the purge horizon if ``horizon`` (else None).
 
     One whose record is in the caller's scope again (moved back, restored) is
     kept in the order but says nothing: that record's current state comes at
@@ -191,22 +201,51 @@ def _tombstones(entity, where, limit, using):
         .order_by("sync_stamp", "id")
         .values_list("sync_stamp", "id", "object_pk")[: limit + 1]
     )
+    rows, horizon = _with_horizon(rows, using) if horizon else (rows, None)
     pks = {object_pk: entity.format.pk_from_text(object_pk) for _, _, object_pk in rows}
     back = set(entity.scoped.using(using).filter(pk__in=set(pks.values())).values_list("pk", flat=True)) if pks else ()
-    return [
+    changes = [
         Change(stamp, rank, id_, index, "covered" if pks[object_pk] in back else "tombstone", pks[object_pk])
         for stamp, id_, object_pk in rows
     ]
+    return changes, horizon
 
 
-def _entity_changes(entity, items):
-    """One entity's part of a page: each id once, in its latest state in the page."""
+def _with_horizon(rows, using):
+    """``(rows of the values_list() query, the purge horizon)``, read in one statement.
+
+    One statement reads both in one snapshot, so the horizon is never older
+    than the tombstones read; it saves the pull a round trip. The query's
+    columns need no converters (stamps, ids, text).
+    """
+    connection = connections[using]
+    sql, params = rows.query.get_compiler(using=using).as_sql()
+    state = connection.ops.quote_name(SyncState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT h.horizon, t.* FROM (SELECT COALESCE(MAX(purge_horizon), 0) AS horizon FROM {state} "
+            f"WHERE id = 1) h LEFT JOIN ({sql}) t ON 1 = 1",
+            params,
+        )
+        found = cursor.fetchall()
+    return [row[1:] for row in found if row[1] is not None], found[0][0]
+
+
+def _entity_changes(entity, items, using, *, unique=False):
+    """One entity's part of a page: each id once, in its latest state in the page (``unique``: they are)."""
     fmt = entity.format
+    converters = fmt.wire_columns(connections[using])[1]
+    if unique:
+        index = entity.index
+        return {
+            "records": list(fmt.rows((item.row for item in items if item.index == index), converters)),
+            "deleted": [],
+        }
     latest = {}
     for item in items:
         if item.index == entity.index and item.kind != "covered":
             latest.pop(item.pk, None)  # re-inserted, so the dict keeps the page's order
             latest[item.pk] = item
-    records = list(fmt.rows(item.row for item in latest.values() if item.kind == "record"))
+    records = list(fmt.rows((item.row for item in latest.values() if item.kind == "record"), converters))
     deleted = [fmt.convert_pk(pk) for pk, item in latest.items() if item.kind != "record"]
     return {"records": records, "deleted": deleted}

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connections, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from . import integrity, local_ids, tombstones
-from .bulk import insert_rows, update_rows
+from .bulk import InArray, insert_rows, update_rows
 from .entities import Entity
 from .exceptions import RecordsInvalid, RecordsNotFound
 from .integrity import Row
@@ -268,7 +268,7 @@ def _resolve(push, using, *, lock):
     targets = {item.pk for item in push.modified} | {item.pk for item in push.deleted}
     if not targets:
         return {}, set(), set()
-    rows = push.entity.visible.using(using).filter(pk__in=targets).order_by("pk")
+    rows = push.entity.visible.using(using).filter(InArray(push.model._meta.pk, targets)).order_by("pk")
     if lock:
         rows = rows.select_for_update()  # in pk order, so concurrent pushes cannot deadlock
     options = options_for(push.model)
