@@ -18,9 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, unavailable
+from tests import test_browser
+from tests.test_browser import TIMEOUT_MS, unavailable
 
 pytestmark = [pytest.mark.servers, pytest.mark.own_sqlite]  # its demo server has a SQLite file of its own
+
+browser = test_browser.browser  # the admin tests' Chromium fixture, shared
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "demo_project/offline_app/static/offline_app/build/app.js"
@@ -68,20 +71,6 @@ def demo(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: pip install -e '.[test]'")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Api:
